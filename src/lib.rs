@@ -1,0 +1,11 @@
+//! smppd: a native SMPP 3.4 carrier-connection engine.
+//!
+//! Module map (one owner per concern; see the README's architecture section):
+//!
+//! - [`pdu`]: the SMPP 3.4 wire format only: PDU types, TLVs, command ids and statuses,
+//!   decode (nom), encode (`BufMut`), and the tokio-util framing codec.
+//! - [`sms`]: text, not wire: GSM 03.38 / UCS2 / Latin-1, data_coding choice, segmentation
+//!   (UDH 8/16-bit, SAR, message_payload), reassembly, and delivery-receipt parsing.
+
+pub mod pdu;
+pub mod sms;

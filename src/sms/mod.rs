@@ -1,0 +1,1 @@
+//! Text on the wire: character sets, encoding choice, segmentation, reassembly, receipts.
