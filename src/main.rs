@@ -58,7 +58,7 @@ fn argument_or_stdin(value: String) -> anyhow::Result<String> {
 
 fn decode(text: &str) -> anyhow::Result<String> {
     let octets = hex::decode(text).context("the argument is not hex")?;
-    let pdu = Pdu::decode(Bytes::from(octets)).context("not a valid PDU")?;
+    let pdu = Pdu::decode(&Bytes::from(octets)).context("not a valid PDU")?;
     // Serializing the PDU itself (not a `Value`) keeps the fields in spec order.
     Ok(serde_json::to_string_pretty(&pdu)?)
 }

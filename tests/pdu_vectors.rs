@@ -14,7 +14,7 @@ fn bytes(hex_text: &str) -> Bytes {
 /// Decodes a vector, checks that re-encoding gives the same bytes, and returns the PDU.
 fn round_trip(hex_text: &str) -> Pdu {
     let wire = bytes(hex_text);
-    let pdu = Pdu::decode(wire.clone()).expect("vector decodes");
+    let pdu = Pdu::decode(&wire).expect("vector decodes");
     assert_eq!(pdu.to_bytes(), wire, "re-encoding {pdu:?}");
     pdu
 }
@@ -217,7 +217,7 @@ fn unbind_vectors() {
 fn generic_nack_invcmdid_vector_answers_an_unknown_command() {
     let nack = round_trip(GENERIC_NACK_INVCMDID);
     // The reference's nack answers command_id 0x00000099 carrying sequence 5.
-    let unknown = Pdu::decode(bytes("00 00 00 10 00 00 00 99 00 00 00 00 00 00 00 05")).unwrap();
+    let unknown = Pdu::decode(&bytes("00 00 00 10 00 00 00 99 00 00 00 00 00 00 00 05")).unwrap();
     assert_eq!(unknown.command_id(), CommandId(0x99));
     assert_eq!(unknown.unknown_command_response(), Some(nack));
 }

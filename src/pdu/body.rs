@@ -5,7 +5,6 @@
 //! TLVs only in some PDUs, but real peers (and SMPP 5.0) add them elsewhere, and keeping them is
 //! what lets any accepted input re-encode to its own bytes.
 
-use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::status::CommandStatus;
@@ -14,7 +13,7 @@ use super::types::{
     COctetString, DataCoding, EsmClass, FieldError, InterfaceVersion, MessageState, Npi,
     RegisteredDelivery, ShortMessage, TimeString, Ton,
 };
-use super::wire::{Fail, FailReason, Field, Reader, WireField};
+use super::wire::{Fail, FailReason, Field, Reader, WireField, Writer};
 
 macro_rules! bodies {
     ($(
@@ -41,8 +40,12 @@ macro_rules! bodies {
                 })
             }
 
-            pub(crate) fn write(&self, buf: &mut BytesMut) {
-                $( WireField::write(&self.$field, buf); )*
+            pub(crate) fn wire_len(&self) -> usize {
+                0 $( + WireField::wire_len(&self.$field) )*
+            }
+
+            pub(crate) fn put(&self, w: &mut Writer<'_>) {
+                $( WireField::put(&self.$field, w); )*
             }
         }
     )*};
@@ -415,9 +418,22 @@ impl WireField for DestList {
         Ok(DestList(dests))
     }
 
-    fn write(&self, buf: &mut BytesMut) {
+    fn wire_len(&self) -> usize {
+        1 + self
+            .0
+            .iter()
+            .map(|dest| match dest {
+                DestAddress::Sme {
+                    destination_addr, ..
+                } => 3 + destination_addr.wire_len(),
+                DestAddress::DistributionList { dl_name } => 1 + dl_name.wire_len(),
+            })
+            .sum::<usize>()
+    }
+
+    fn put(&self, w: &mut Writer<'_>) {
         // The type keeps the count within 254.
-        buf.put_u8(self.0.len() as u8);
+        w.u8(self.0.len() as u8);
         for dest in &self.0 {
             match dest {
                 DestAddress::Sme {
@@ -425,14 +441,14 @@ impl WireField for DestList {
                     dest_addr_npi,
                     destination_addr,
                 } => {
-                    buf.put_u8(1);
-                    dest_addr_ton.write(buf);
-                    dest_addr_npi.write(buf);
-                    destination_addr.write(buf);
+                    w.u8(1);
+                    dest_addr_ton.put(w);
+                    dest_addr_npi.put(w);
+                    destination_addr.put(w);
                 }
                 DestAddress::DistributionList { dl_name } => {
-                    buf.put_u8(2);
-                    dl_name.write(buf);
+                    w.u8(2);
+                    dl_name.put(w);
                 }
             }
         }
@@ -524,14 +540,22 @@ impl WireField for UnsuccessList {
         Ok(UnsuccessList(entries))
     }
 
-    fn write(&self, buf: &mut BytesMut) {
+    fn wire_len(&self) -> usize {
+        1 + self
+            .0
+            .iter()
+            .map(|e| 6 + e.destination_addr.wire_len())
+            .sum::<usize>()
+    }
+
+    fn put(&self, w: &mut Writer<'_>) {
         // The type keeps the count within 255.
-        buf.put_u8(self.0.len() as u8);
+        w.u8(self.0.len() as u8);
         for entry in &self.0 {
-            entry.dest_addr_ton.write(buf);
-            entry.dest_addr_npi.write(buf);
-            entry.destination_addr.write(buf);
-            entry.error_status_code.write(buf);
+            entry.dest_addr_ton.put(w);
+            entry.dest_addr_npi.put(w);
+            entry.destination_addr.put(w);
+            entry.error_status_code.put(w);
         }
     }
 }

@@ -105,7 +105,7 @@ impl Decoder for PduCodec {
             return Ok(None);
         }
         let frame = src.split_to(len).freeze();
-        Ok(Some(Pdu::decode(frame)))
+        Ok(Some(Pdu::decode(&frame)))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, FrameError> {

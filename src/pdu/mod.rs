@@ -1,10 +1,10 @@
 //! The SMPP 3.4 wire format: PDU types, TLVs, command ids and statuses, decode, encode, framing.
 //!
-//! - [`Pdu::decode`] reads one whole frame (a `Bytes` of exactly `command_length` octets). Every
-//!   field of the result shares that frame; decoding allocates nothing of its own (submit_multi's
-//!   destination lists aside).
-//! - [`Pdu::encode`] cannot fail: every field type already holds the spec's limits. It writes into
-//!   a `BytesMut` and back-patches `command_length`.
+//! - [`Pdu::decode`] reads one whole frame (a `Bytes` of exactly `command_length` octets).
+//!   Short strings are copied inline; `short_message`, TLVs and unknown bodies share the frame.
+//!   Decoding allocates nothing of its own (submit_multi's destination lists aside).
+//! - [`Pdu::encode`] cannot fail: every field type already holds the spec's limits. It sizes the
+//!   PDU first, grows the `BytesMut` once, and stores each field.
 //! - [`PduCodec`] frames a byte stream. Only broken framing is a stream error; a frame whose body
 //!   is bad comes out as an item, a [`DecodeError`] that knows how to answer it
 //!   ([`DecodeError::response`]), so the session can reply and keep the bind.
@@ -23,7 +23,7 @@ mod tlv;
 mod types;
 mod wire;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 pub use body::{
     AlertNotification, Bind, BindResp, CancelSm, DataSm, DeliverSm, DestAddress, DestList, Outbind,
@@ -41,7 +41,7 @@ pub use types::{
 };
 pub use wire::FailReason;
 
-use wire::{Fail, Reader};
+use wire::{Fail, Reader, Writer};
 
 /// Octets in the PDU header (3.4 §3.2).
 pub const HEADER_LEN: usize = 16;
@@ -250,7 +250,39 @@ impl Body {
         Ok(body)
     }
 
-    fn write(&self, buf: &mut BytesMut) {
+    fn wire_len(&self) -> usize {
+        match self {
+            Body::GenericNack
+            | Body::Unbind
+            | Body::UnbindResp
+            | Body::EnquireLink
+            | Body::EnquireLinkResp
+            | Body::CancelSmResp
+            | Body::ReplaceSmResp => 0,
+            Body::BindReceiver(b) | Body::BindTransmitter(b) | Body::BindTransceiver(b) => {
+                b.wire_len()
+            }
+            Body::BindReceiverResp(b)
+            | Body::BindTransmitterResp(b)
+            | Body::BindTransceiverResp(b) => b.as_ref().map_or(0, |b| b.wire_len()),
+            Body::Outbind(b) => b.wire_len(),
+            Body::SubmitSm(b) | Body::DeliverSm(b) => b.wire_len(),
+            Body::SubmitSmResp(b) | Body::DeliverSmResp(b) | Body::DataSmResp(b) => {
+                b.as_ref().map_or(0, |b| b.wire_len())
+            }
+            Body::SubmitMulti(b) => b.wire_len(),
+            Body::SubmitMultiResp(b) => b.as_ref().map_or(0, |b| b.wire_len()),
+            Body::DataSm(b) => b.wire_len(),
+            Body::QuerySm(b) => b.wire_len(),
+            Body::QuerySmResp(b) => b.as_ref().map_or(0, |b| b.wire_len()),
+            Body::CancelSm(b) => b.wire_len(),
+            Body::ReplaceSm(b) => b.wire_len(),
+            Body::AlertNotification(b) => b.wire_len(),
+            Body::Unknown { body, .. } => body.len(),
+        }
+    }
+
+    fn put(&self, w: &mut Writer<'_>) {
         match self {
             Body::GenericNack
             | Body::Unbind
@@ -259,40 +291,38 @@ impl Body {
             | Body::EnquireLinkResp
             | Body::CancelSmResp
             | Body::ReplaceSmResp => {}
-            Body::BindReceiver(b) | Body::BindTransmitter(b) | Body::BindTransceiver(b) => {
-                b.write(buf)
-            }
+            Body::BindReceiver(b) | Body::BindTransmitter(b) | Body::BindTransceiver(b) => b.put(w),
             Body::BindReceiverResp(b)
             | Body::BindTransmitterResp(b)
             | Body::BindTransceiverResp(b) => {
                 if let Some(b) = b {
-                    b.write(buf)
+                    b.put(w)
                 }
             }
-            Body::Outbind(b) => b.write(buf),
-            Body::SubmitSm(b) | Body::DeliverSm(b) => b.write(buf),
+            Body::Outbind(b) => b.put(w),
+            Body::SubmitSm(b) | Body::DeliverSm(b) => b.put(w),
             Body::SubmitSmResp(b) | Body::DeliverSmResp(b) | Body::DataSmResp(b) => {
                 if let Some(b) = b {
-                    b.write(buf)
+                    b.put(w)
                 }
             }
-            Body::SubmitMulti(b) => b.write(buf),
+            Body::SubmitMulti(b) => b.put(w),
             Body::SubmitMultiResp(b) => {
                 if let Some(b) = b {
-                    b.write(buf)
+                    b.put(w)
                 }
             }
-            Body::DataSm(b) => b.write(buf),
-            Body::QuerySm(b) => b.write(buf),
+            Body::DataSm(b) => b.put(w),
+            Body::QuerySm(b) => b.put(w),
             Body::QuerySmResp(b) => {
                 if let Some(b) = b {
-                    b.write(buf)
+                    b.put(w)
                 }
             }
-            Body::CancelSm(b) => b.write(buf),
-            Body::ReplaceSm(b) => b.write(buf),
-            Body::AlertNotification(b) => b.write(buf),
-            Body::Unknown { body, .. } => buf.put_slice(body),
+            Body::CancelSm(b) => b.put(w),
+            Body::ReplaceSm(b) => b.put(w),
+            Body::AlertNotification(b) => b.put(w),
+            Body::Unknown { body, .. } => w.slice(body),
         }
     }
 }
@@ -350,7 +380,7 @@ impl Pdu {
     /// A frame too short for a header, or whose command_length disagrees with its size, is
     /// answered with generic_nack ESME_RINVCMDLEN (the [`DecodeError`] says so); a bad body
     /// with the request's own response and a field-specific status.
-    pub fn decode(frame: Bytes) -> Result<Pdu, DecodeError> {
+    pub fn decode(frame: &Bytes) -> Result<Pdu, DecodeError> {
         let Some(header) = frame.first_chunk::<HEADER_LEN>() else {
             return Err(DecodeError {
                 command_id: CommandId::GENERIC_NACK,
@@ -379,7 +409,7 @@ impl Pdu {
                 status: CommandStatus::ESME_RINVCMDLEN,
             });
         }
-        match Body::read(command_id, &frame) {
+        match Body::read(command_id, frame) {
             Ok(body) => Ok(Pdu {
                 command_status,
                 sequence_number,
@@ -396,18 +426,27 @@ impl Pdu {
         }
     }
 
-    /// Appends the PDU to `buf` and back-patches command_length. Cannot fail.
+    /// Octets on the wire: command_length.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.body.wire_len()
+    }
+
+    /// Appends the PDU to `buf`. Cannot fail.
+    ///
+    /// The length is computed first, so the buffer grows once and every field is a plain store
+    /// into it; command_length is written from that same computation.
     pub fn encode(&self, buf: &mut BytesMut) {
+        let len = self.encoded_len();
         let start = buf.len();
-        buf.reserve(64);
-        buf.put_u32(0);
-        buf.put_u32(self.command_id().0);
-        buf.put_u32(self.command_status.0);
-        buf.put_u32(self.sequence_number);
-        self.body.write(buf);
+        buf.resize(start + len, 0);
+        let mut w = Writer::new(&mut buf[start..]);
         // A PDU is far below 4 GiB: every field is bounded (C-strings, sm_length, TLV lengths).
-        let len = (buf.len() - start) as u32;
-        buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        w.u32(len as u32);
+        w.u32(self.command_id().0);
+        w.u32(self.command_status.0);
+        w.u32(self.sequence_number);
+        self.body.put(&mut w);
+        debug_assert_eq!(w.position(), len, "wire_len and put disagree");
     }
 
     /// The encoded PDU as `Bytes`.

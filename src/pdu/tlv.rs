@@ -357,10 +357,6 @@ impl Tlvs {
     pub fn destination_port(&self) -> Option<u16> {
         self.get_u16(TlvTag::DESTINATION_PORT)
     }
-
-    pub(crate) fn write(&self, buf: &mut BytesMut) {
-        buf.put_slice(&self.0);
-    }
 }
 
 impl fmt::Debug for Tlvs {

@@ -29,19 +29,26 @@ pub enum FieldError {
 /// *including* that NUL, as the spec's tables give it (C16 holds 15 characters).
 ///
 /// The NUL is not stored. The content is usually ASCII but is kept as octets: carriers send
-/// what they send, and it must round-trip.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct COctetString<const MAX: usize>(Bytes);
+/// what they send, and it must round-trip. The octets live inline (these strings are at most
+/// 64 characters), so decoding and cloning one touches no reference count and no heap.
+#[derive(Clone, Copy)]
+pub struct COctetString<const MAX: usize> {
+    len: u8,
+    octets: [u8; MAX],
+}
 
 impl<const MAX: usize> COctetString<MAX> {
     /// The empty string, encoded as a single NUL.
     pub const fn empty() -> Self {
-        COctetString(Bytes::new())
+        COctetString {
+            len: 0,
+            octets: [0; MAX],
+        }
     }
 
     /// Checks length and content. `MAX - 1` octets at most, no NUL inside.
-    pub fn new(value: impl Into<Bytes>) -> Result<Self, FieldError> {
-        let value = value.into();
+    pub fn new(value: impl AsRef<[u8]>) -> Result<Self, FieldError> {
+        let value = value.as_ref();
         if value.len() >= MAX {
             return Err(FieldError::TooLong {
                 len: value.len(),
@@ -51,69 +58,88 @@ impl<const MAX: usize> COctetString<MAX> {
         if value.contains(&0) {
             return Err(FieldError::ContainsNul);
         }
-        Ok(COctetString(value))
+        Ok(Self::from_checked(value))
     }
 
-    /// Builds from bytes the decoder already checked (no NUL, within `MAX - 1`).
-    pub(crate) fn from_checked(value: Bytes) -> Self {
+    /// Builds from octets the decoder already checked (no NUL, fewer than `MAX`).
+    pub(crate) fn from_checked(value: &[u8]) -> Self {
         debug_assert!(value.len() < MAX && !value.contains(&0));
-        COctetString(value)
+        let mut s = Self::empty();
+        s.octets[..value.len()].copy_from_slice(value);
+        // Every MAX in the spec is at most 65, so the length fits an octet.
+        s.len = value.len() as u8;
+        s
     }
 
     /// The octets without the NUL.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The octets as shared `Bytes`.
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
+        &self.octets[..usize::from(self.len)]
     }
 
     /// The content as text when it is UTF-8 (it is ASCII in every sane PDU).
     pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.0).ok()
+        std::str::from_utf8(self.as_bytes()).ok()
     }
 
     /// Octets without the NUL.
     pub fn len(&self) -> usize {
-        self.0.len()
+        usize::from(self.len)
     }
 
     /// True for the empty string (a lone NUL on the wire).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// Octets on the wire, NUL included.
     pub fn encoded_len(&self) -> usize {
-        self.0.len() + 1
+        self.len() + 1
+    }
+}
+
+impl<const MAX: usize> Default for COctetString<MAX> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<const MAX: usize> PartialEq for COctetString<MAX> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<const MAX: usize> Eq for COctetString<MAX> {}
+
+impl<const MAX: usize> std::hash::Hash for COctetString<MAX> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
 impl<const MAX: usize> TryFrom<&str> for COctetString<MAX> {
     type Error = FieldError;
     fn try_from(value: &str) -> Result<Self, FieldError> {
-        COctetString::new(Bytes::copy_from_slice(value.as_bytes()))
+        COctetString::new(value)
     }
 }
 
 impl<const MAX: usize> fmt::Debug for COctetString<MAX> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
 impl<const MAX: usize> fmt::Display for COctetString<MAX> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", String::from_utf8_lossy(&self.0))
+        write!(f, "{}", String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
 /// A time field (`schedule_delivery_time`, `validity_period`, `final_date`; 3.4 §7.1.1): empty
 /// (a lone NUL, "not set") or `YYMMDDhhmmsstnnp`. The 12-character `YYMMDDhhmmss` form that
 /// SMSCs use for reported times is accepted too.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct TimeString(COctetString<17>);
 
 impl TimeString {
@@ -123,7 +149,7 @@ impl TimeString {
     }
 
     /// Checks the length (0, 12 or 16 characters) and content.
-    pub fn new(value: impl Into<Bytes>) -> Result<Self, FieldError> {
+    pub fn new(value: impl AsRef<[u8]>) -> Result<Self, FieldError> {
         let value = COctetString::<17>::new(value)?;
         if !Self::valid_len(value.len()) {
             return Err(FieldError::BadTimeLength(value.len()));
@@ -153,7 +179,7 @@ impl TimeString {
 impl TryFrom<&str> for TimeString {
     type Error = FieldError;
     fn try_from(value: &str) -> Result<Self, FieldError> {
-        TimeString::new(Bytes::copy_from_slice(value.as_bytes()))
+        TimeString::new(value)
     }
 }
 

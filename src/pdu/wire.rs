@@ -1,6 +1,7 @@
-//! Field-level decode (nom `complete` parsers over the exact body slice) and encode (`BufMut`).
+//! Field-level decode (nom `complete` parsers over the exact body slice) and encode (into a
+//! slice sized exactly beforehand, so each field is a plain store, not a buffer call).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use nom::bytes::complete::{take, take_till};
 use nom::number::complete::{be_u8, be_u32};
 
@@ -80,12 +81,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, field: Field) -> Result<u8, Fail> {
         let (rest, v) = be_u8::<_, NomErr<'a>>(self.input).map_err(|_| Self::truncated(field))?;
         self.input = rest;
         Ok(v)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, field: Field) -> Result<u32, Fail> {
         let (rest, v) = be_u32::<_, NomErr<'a>>(self.input).map_err(|_| Self::truncated(field))?;
         self.input = rest;
@@ -93,7 +96,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A C-Octet String of at most `max` octets including the NUL.
-    pub(crate) fn c_string(&mut self, max: usize, field: Field) -> Result<Bytes, Fail> {
+    #[inline]
+    pub(crate) fn c_string(&mut self, max: usize, field: Field) -> Result<&'a [u8], Fail> {
         let window = &self.input[..self.input.len().min(max)];
         let (_, content) = take_till::<_, _, NomErr<'a>>(|b| b == 0)(window)
             .map_err(|_| Self::truncated(field))?;
@@ -110,9 +114,10 @@ impl<'a> Reader<'a> {
             });
         }
         self.input = &self.input[content.len() + 1..];
-        Ok(self.share(content))
+        Ok(content)
     }
 
+    #[inline]
     pub(crate) fn octets(&mut self, len: usize, field: Field) -> Result<Bytes, Fail> {
         let (rest, v) = take::<_, _, NomErr<'a>>(len)(self.input).map_err(|_| Fail {
             field: field.name,
@@ -135,38 +140,86 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Writes fields into a slice that [`WireField::wire_len`] sized. Indexing checks bounds, so a
+/// wrong length is a bug caught by a panic in tests, never memory unsafety.
+pub(crate) struct Writer<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
+        Writer { out, pos: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.out[self.pos] = v;
+        self.pos += 1;
+    }
+
+    #[inline]
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.slice(&v.to_be_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn slice(&mut self, s: &[u8]) {
+        self.out[self.pos..self.pos + s.len()].copy_from_slice(s);
+        self.pos += s.len();
+    }
+}
+
 /// A field type that knows its own wire form.
 pub(crate) trait WireField: Sized {
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail>;
-    fn write(&self, buf: &mut BytesMut);
+    /// Octets [`WireField::put`] writes.
+    fn wire_len(&self) -> usize;
+    fn put(&self, w: &mut Writer<'_>);
 }
 
 impl WireField for u8 {
+    #[inline]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         r.u8(field)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u8(*self);
+    fn wire_len(&self) -> usize {
+        1
+    }
+    fn put(&self, w: &mut Writer<'_>) {
+        w.u8(*self);
     }
 }
 
 impl WireField for CommandStatus {
+    #[inline]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         r.u32(field).map(CommandStatus)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_u32(self.0);
+    fn wire_len(&self) -> usize {
+        4
+    }
+    fn put(&self, w: &mut Writer<'_>) {
+        w.u32(self.0);
     }
 }
 
 macro_rules! octet_fields {
     ($($ty:ident),*) => {$(
         impl WireField for $ty {
-            fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
+            #[inline]
+    fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
                 r.u8(field).map($ty)
             }
-            fn write(&self, buf: &mut BytesMut) {
-                buf.put_u8(self.0);
+            fn wire_len(&self) -> usize {
+                1
+            }
+            fn put(&self, w: &mut Writer<'_>) {
+                w.u8(self.0);
             }
         }
     )*};
@@ -183,16 +236,21 @@ octet_fields!(
 );
 
 impl<const MAX: usize> WireField for COctetString<MAX> {
+    #[inline]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         r.c_string(MAX, field).map(COctetString::from_checked)
     }
-    fn write(&self, buf: &mut BytesMut) {
-        buf.put_slice(self.as_bytes());
-        buf.put_u8(0);
+    fn wire_len(&self) -> usize {
+        self.len() + 1
+    }
+    fn put(&self, w: &mut Writer<'_>) {
+        w.slice(self.as_bytes());
+        w.u8(0);
     }
 }
 
 impl WireField for TimeString {
+    #[inline]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         let value = COctetString::<17>::read(r, field)?;
         if !TimeString::valid_len(value.len()) {
@@ -204,13 +262,17 @@ impl WireField for TimeString {
         }
         Ok(TimeString::from_checked(value))
     }
-    fn write(&self, buf: &mut BytesMut) {
-        self.as_c_octet_string().write(buf);
+    fn wire_len(&self) -> usize {
+        self.as_c_octet_string().wire_len()
+    }
+    fn put(&self, w: &mut Writer<'_>) {
+        self.as_c_octet_string().put(w);
     }
 }
 
 /// `sm_length` followed by `short_message`.
 impl WireField for ShortMessage {
+    #[inline]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         let len = usize::from(r.u8(field)?);
         if len > ShortMessage::MAX_LEN {
@@ -222,10 +284,13 @@ impl WireField for ShortMessage {
         }
         r.octets(len, field).map(ShortMessage::from_checked)
     }
-    fn write(&self, buf: &mut BytesMut) {
+    fn wire_len(&self) -> usize {
+        1 + self.len()
+    }
+    fn put(&self, w: &mut Writer<'_>) {
         // The type keeps len <= 254.
-        buf.put_u8(self.len() as u8);
-        buf.put_slice(self.as_bytes());
+        w.u8(self.len() as u8);
+        w.slice(self.as_bytes());
     }
 }
 
@@ -233,7 +298,10 @@ impl WireField for Tlvs {
     fn read(r: &mut Reader<'_>, _field: Field) -> Result<Self, Fail> {
         r.tlvs()
     }
-    fn write(&self, buf: &mut BytesMut) {
-        Tlvs::write(self, buf);
+    fn wire_len(&self) -> usize {
+        self.encoded_len()
+    }
+    fn put(&self, w: &mut Writer<'_>) {
+        w.slice(self.as_bytes());
     }
 }
