@@ -30,14 +30,15 @@ macro_rules! bodies {
         }
 
         impl $name {
-            /// Reads the fields in spec order; struct fields are evaluated in the order written.
-            pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Fail> {
-                Ok($name {
-                    $( $field: <$ty as WireField>::read(
-                        r,
-                        Field { name: stringify!($field), status: CommandStatus::$status },
-                    )?, )*
-                })
+            /// Reads the fields in spec order into `self`, in place: a decoded PDU is built
+            /// where it will live instead of being assembled and moved.
+            #[inline(always)]
+            pub(crate) fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Fail> {
+                $( self.$field = <$ty as WireField>::read(
+                    r,
+                    Field { name: stringify!($field), status: CommandStatus::$status },
+                )?; )*
+                Ok(())
             }
 
             pub(crate) fn wire_len(&self) -> usize {

@@ -189,55 +189,77 @@ impl Body {
         })
     }
 
-    fn read(command_id: CommandId, frame: &Bytes) -> Result<Body, Fail> {
-        let mut r = Reader::new(frame, &frame[HEADER_LEN..]);
+    /// The body for `command_id` with every field at its zero value, ready for
+    /// [`Body::read_into`]. A response whose body may be left out is `None` when `empty`.
+    #[inline(always)]
+    fn blank(command_id: CommandId, frame: &Bytes, empty: bool) -> Body {
         // A response body that may be left out: empty means None.
-        macro_rules! optional {
-            ($ty:ty) => {
-                if r.is_empty() {
-                    None
-                } else {
-                    Some(<$ty>::read(&mut r)?)
-                }
-            };
+        fn optional<T: Default>(empty: bool) -> Option<T> {
+            (!empty).then(T::default)
         }
-        let body = match command_id {
+        match command_id {
             CommandId::GENERIC_NACK => Body::GenericNack,
-            CommandId::BIND_RECEIVER => Body::BindReceiver(Bind::read(&mut r)?),
-            CommandId::BIND_RECEIVER_RESP => Body::BindReceiverResp(optional!(BindResp)),
-            CommandId::BIND_TRANSMITTER => Body::BindTransmitter(Bind::read(&mut r)?),
-            CommandId::BIND_TRANSMITTER_RESP => Body::BindTransmitterResp(optional!(BindResp)),
-            CommandId::BIND_TRANSCEIVER => Body::BindTransceiver(Bind::read(&mut r)?),
-            CommandId::BIND_TRANSCEIVER_RESP => Body::BindTransceiverResp(optional!(BindResp)),
-            CommandId::OUTBIND => Body::Outbind(Outbind::read(&mut r)?),
+            CommandId::BIND_RECEIVER => Body::BindReceiver(Bind::default()),
+            CommandId::BIND_RECEIVER_RESP => Body::BindReceiverResp(optional(empty)),
+            CommandId::BIND_TRANSMITTER => Body::BindTransmitter(Bind::default()),
+            CommandId::BIND_TRANSMITTER_RESP => Body::BindTransmitterResp(optional(empty)),
+            CommandId::BIND_TRANSCEIVER => Body::BindTransceiver(Bind::default()),
+            CommandId::BIND_TRANSCEIVER_RESP => Body::BindTransceiverResp(optional(empty)),
+            CommandId::OUTBIND => Body::Outbind(Outbind::default()),
             CommandId::UNBIND => Body::Unbind,
             CommandId::UNBIND_RESP => Body::UnbindResp,
             CommandId::ENQUIRE_LINK => Body::EnquireLink,
             CommandId::ENQUIRE_LINK_RESP => Body::EnquireLinkResp,
-            CommandId::SUBMIT_SM => Body::SubmitSm(SubmitSm::read(&mut r)?),
-            CommandId::SUBMIT_SM_RESP => Body::SubmitSmResp(optional!(SmResp)),
-            CommandId::DELIVER_SM => Body::DeliverSm(SubmitSm::read(&mut r)?),
-            CommandId::DELIVER_SM_RESP => Body::DeliverSmResp(optional!(SmResp)),
-            CommandId::SUBMIT_MULTI => Body::SubmitMulti(SubmitMulti::read(&mut r)?),
-            CommandId::SUBMIT_MULTI_RESP => Body::SubmitMultiResp(optional!(SubmitMultiResp)),
-            CommandId::DATA_SM => Body::DataSm(DataSm::read(&mut r)?),
-            CommandId::DATA_SM_RESP => Body::DataSmResp(optional!(SmResp)),
-            CommandId::QUERY_SM => Body::QuerySm(QuerySm::read(&mut r)?),
-            CommandId::QUERY_SM_RESP => Body::QuerySmResp(optional!(QuerySmResp)),
-            CommandId::CANCEL_SM => Body::CancelSm(CancelSm::read(&mut r)?),
+            CommandId::SUBMIT_SM => Body::SubmitSm(SubmitSm::default()),
+            CommandId::SUBMIT_SM_RESP => Body::SubmitSmResp(optional(empty)),
+            CommandId::DELIVER_SM => Body::DeliverSm(SubmitSm::default()),
+            CommandId::DELIVER_SM_RESP => Body::DeliverSmResp(optional(empty)),
+            CommandId::SUBMIT_MULTI => Body::SubmitMulti(SubmitMulti::default()),
+            CommandId::SUBMIT_MULTI_RESP => Body::SubmitMultiResp(optional(empty)),
+            CommandId::DATA_SM => Body::DataSm(DataSm::default()),
+            CommandId::DATA_SM_RESP => Body::DataSmResp(optional(empty)),
+            CommandId::QUERY_SM => Body::QuerySm(QuerySm::default()),
+            CommandId::QUERY_SM_RESP => Body::QuerySmResp(optional(empty)),
+            CommandId::CANCEL_SM => Body::CancelSm(CancelSm::default()),
             CommandId::CANCEL_SM_RESP => Body::CancelSmResp,
-            CommandId::REPLACE_SM => Body::ReplaceSm(ReplaceSm::read(&mut r)?),
+            CommandId::REPLACE_SM => Body::ReplaceSm(ReplaceSm::default()),
             CommandId::REPLACE_SM_RESP => Body::ReplaceSmResp,
-            CommandId::ALERT_NOTIFICATION => {
-                Body::AlertNotification(AlertNotification::read(&mut r)?)
+            CommandId::ALERT_NOTIFICATION => Body::AlertNotification(AlertNotification::default()),
+            command_id => Body::Unknown {
+                command_id,
+                body: frame.slice(HEADER_LEN..),
+            },
+        }
+    }
+
+    /// Reads the body's fields from `r` into this blank body.
+    #[inline(always)]
+    fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Fail> {
+        match self {
+            Body::BindReceiver(b) | Body::BindTransmitter(b) | Body::BindTransceiver(b) => {
+                b.read_into(r)?
             }
-            command_id => {
-                return Ok(Body::Unknown {
-                    command_id,
-                    body: frame.slice(HEADER_LEN..),
-                });
-            }
-        };
+            Body::BindReceiverResp(Some(b))
+            | Body::BindTransmitterResp(Some(b))
+            | Body::BindTransceiverResp(Some(b)) => b.read_into(r)?,
+            Body::Outbind(b) => b.read_into(r)?,
+            Body::SubmitSm(b) | Body::DeliverSm(b) => b.read_into(r)?,
+            Body::SubmitSmResp(Some(b))
+            | Body::DeliverSmResp(Some(b))
+            | Body::DataSmResp(Some(b)) => b.read_into(r)?,
+            Body::SubmitMulti(b) => b.read_into(r)?,
+            Body::SubmitMultiResp(Some(b)) => b.read_into(r)?,
+            Body::DataSm(b) => b.read_into(r)?,
+            Body::QuerySm(b) => b.read_into(r)?,
+            Body::QuerySmResp(Some(b)) => b.read_into(r)?,
+            Body::CancelSm(b) => b.read_into(r)?,
+            Body::ReplaceSm(b) => b.read_into(r)?,
+            Body::AlertNotification(b) => b.read_into(r)?,
+            // The raw body is the whole of it.
+            Body::Unknown { .. } => return Ok(()),
+            // Header-only PDUs, and responses whose body was left out, read nothing.
+            _ => {}
+        }
         // Every body reads its TLVs to the end, so only a header-only PDU can have octets
         // left here.
         if !r.is_empty() {
@@ -247,7 +269,7 @@ impl Body {
                 reason: FailReason::UnexpectedBody,
             });
         }
-        Ok(body)
+        Ok(())
     }
 
     fn wire_len(&self) -> usize {
@@ -409,12 +431,14 @@ impl Pdu {
                 status: CommandStatus::ESME_RINVCMDLEN,
             });
         }
-        match Body::read(command_id, frame) {
-            Ok(body) => Ok(Pdu {
-                command_status,
-                sequence_number,
-                body,
-            }),
+        let body = &frame[HEADER_LEN..];
+        let mut pdu = Pdu {
+            command_status,
+            sequence_number,
+            body: Body::blank(command_id, frame, body.is_empty()),
+        };
+        match pdu.body.read_into(&mut Reader::new(frame, body)) {
+            Ok(()) => Ok(pdu),
             Err(fail) => Err(DecodeError {
                 command_id,
                 command_status,

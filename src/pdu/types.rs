@@ -71,6 +71,22 @@ impl<const MAX: usize> COctetString<MAX> {
         s
     }
 
+    /// Builds from the decoder's window: `len` content octets (no NUL, fewer than `MAX`) at the
+    /// start of `window`. A full window is taken with one fixed-size copy; octets past `len`
+    /// are never read.
+    #[inline(always)]
+    pub(crate) fn from_window(len: usize, window: &[u8]) -> Self {
+        debug_assert!(len < MAX && len <= window.len());
+        match window.first_chunk::<MAX>() {
+            Some(octets) => COctetString {
+                // len < MAX <= 65
+                len: len as u8,
+                octets: *octets,
+            },
+            None => Self::from_checked(&window[..len]),
+        }
+    }
+
     /// The octets without the NUL.
     pub fn as_bytes(&self) -> &[u8] {
         &self.octets[..usize::from(self.len)]

@@ -2,7 +2,7 @@
 //! slice sized exactly beforehand, so each field is a plain store, not a buffer call).
 
 use bytes::Bytes;
-use nom::bytes::complete::{take, take_till};
+use nom::bytes::complete::take_till;
 use nom::number::complete::{be_u8, be_u32};
 
 use super::status::CommandStatus;
@@ -81,29 +81,34 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u8(&mut self, field: Field) -> Result<u8, Fail> {
         let (rest, v) = be_u8::<_, NomErr<'a>>(self.input).map_err(|_| Self::truncated(field))?;
         self.input = rest;
         Ok(v)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u32(&mut self, field: Field) -> Result<u32, Fail> {
         let (rest, v) = be_u32::<_, NomErr<'a>>(self.input).map_err(|_| Self::truncated(field))?;
         self.input = rest;
         Ok(v)
     }
 
-    /// A C-Octet String of at most `max` octets including the NUL.
-    #[inline]
-    pub(crate) fn c_string(&mut self, max: usize, field: Field) -> Result<&'a [u8], Fail> {
-        let window = &self.input[..self.input.len().min(max)];
+    /// A C-Octet String of at most `MAX` octets including the NUL: its content length, and the
+    /// `MAX` octets from where it starts (fewer only at the very end of the body), so the caller
+    /// can take them with one fixed-size copy.
+    #[inline(always)]
+    pub(crate) fn c_string<const MAX: usize>(
+        &mut self,
+        field: Field,
+    ) -> Result<(usize, &'a [u8]), Fail> {
+        let window = &self.input[..self.input.len().min(MAX)];
         let (_, content) = take_till::<_, _, NomErr<'a>>(|b| b == 0)(window)
             .map_err(|_| Self::truncated(field))?;
         if content.len() == window.len() {
             // No NUL inside the window: either the body ended or the string is too long.
-            return Err(if window.len() < max {
+            return Err(if window.len() < MAX {
                 Self::truncated(field)
             } else {
                 Fail {
@@ -114,12 +119,13 @@ impl<'a> Reader<'a> {
             });
         }
         self.input = &self.input[content.len() + 1..];
-        Ok(content)
+        Ok((content.len(), window))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn octets(&mut self, len: usize, field: Field) -> Result<Bytes, Fail> {
-        let (rest, v) = take::<_, _, NomErr<'a>>(len)(self.input).map_err(|_| Fail {
+        // A plain split: nom's `take` is the same check, but is not inlined here.
+        let (v, rest) = self.input.split_at_checked(len).ok_or(Fail {
             field: field.name,
             status: field.status,
             reason: FailReason::Truncated,
@@ -156,18 +162,18 @@ impl<'a> Writer<'a> {
         self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u8(&mut self, v: u8) {
         self.out[self.pos] = v;
         self.pos += 1;
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u32(&mut self, v: u32) {
         self.slice(&v.to_be_bytes());
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn slice(&mut self, s: &[u8]) {
         self.out[self.pos..self.pos + s.len()].copy_from_slice(s);
         self.pos += s.len();
@@ -183,7 +189,7 @@ pub(crate) trait WireField: Sized {
 }
 
 impl WireField for u8 {
-    #[inline]
+    #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         r.u8(field)
     }
@@ -196,7 +202,7 @@ impl WireField for u8 {
 }
 
 impl WireField for CommandStatus {
-    #[inline]
+    #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         r.u32(field).map(CommandStatus)
     }
@@ -211,7 +217,7 @@ impl WireField for CommandStatus {
 macro_rules! octet_fields {
     ($($ty:ident),*) => {$(
         impl WireField for $ty {
-            #[inline]
+            #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
                 r.u8(field).map($ty)
             }
@@ -236,9 +242,10 @@ octet_fields!(
 );
 
 impl<const MAX: usize> WireField for COctetString<MAX> {
-    #[inline]
+    #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
-        r.c_string(MAX, field).map(COctetString::from_checked)
+        let (len, window) = r.c_string::<MAX>(field)?;
+        Ok(COctetString::from_window(len, window))
     }
     fn wire_len(&self) -> usize {
         self.len() + 1
@@ -250,7 +257,7 @@ impl<const MAX: usize> WireField for COctetString<MAX> {
 }
 
 impl WireField for TimeString {
-    #[inline]
+    #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         let value = COctetString::<17>::read(r, field)?;
         if !TimeString::valid_len(value.len()) {
@@ -272,7 +279,7 @@ impl WireField for TimeString {
 
 /// `sm_length` followed by `short_message`.
 impl WireField for ShortMessage {
-    #[inline]
+    #[inline(always)]
     fn read(r: &mut Reader<'_>, field: Field) -> Result<Self, Fail> {
         let len = usize::from(r.u8(field)?);
         if len > ShortMessage::MAX_LEN {
