@@ -4,8 +4,6 @@
 //! Decoding never fails: an octet the character set cannot express, a truncated UCS2 code unit
 //! or an unpaired surrogate becomes U+FFFD.
 
-use bytes::BufMut;
-
 use super::gsm;
 use super::plan::{CarrierTextOptions, Encoding};
 use super::udh;
@@ -18,10 +16,11 @@ pub fn is_latin1(c: char) -> bool {
 
 /// Writes the text as Latin-1; a character outside Latin-1 is written as `?` so encoding
 /// never fails (the planner only picks Latin-1 for text that fits).
-pub fn encode_latin1_into<B: BufMut>(text: &str, out: &mut B) {
-    for c in text.chars() {
-        out.put_u8(if is_latin1(c) { c as u8 } else { b'?' });
-    }
+pub fn encode_latin1_into(text: &str, out: &mut Vec<u8>) {
+    out.extend(
+        text.chars()
+            .map(|c| if is_latin1(c) { c as u8 } else { b'?' }),
+    );
 }
 
 /// Decodes Latin-1: every octet is the code point of the same value.
@@ -30,10 +29,11 @@ pub fn decode_latin1(octets: &[u8]) -> String {
 }
 
 /// Writes the text as ASCII (IA5, CCITT T.50); a character outside ASCII is written as `?`.
-pub fn encode_ascii_into<B: BufMut>(text: &str, out: &mut B) {
-    for c in text.chars() {
-        out.put_u8(if c.is_ascii() { c as u8 } else { b'?' });
-    }
+pub fn encode_ascii_into(text: &str, out: &mut Vec<u8>) {
+    out.extend(
+        text.chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { b'?' }),
+    );
 }
 
 /// Decodes ASCII; an octet above 0x7F becomes U+FFFD.
@@ -53,9 +53,10 @@ pub fn decode_ascii(octets: &[u8]) -> String {
 /// Writes the text as UTF-16 big-endian. Characters above U+FFFF become surrogate pairs: UCS2
 /// proper cannot express them, but handsets and SMSCs treat data_coding 8 as UTF-16BE
 /// (reference §7.5).
-pub fn encode_ucs2_into<B: BufMut>(text: &str, out: &mut B) {
+pub fn encode_ucs2_into(text: &str, out: &mut Vec<u8>) {
+    out.reserve(text.len() * 2);
     for unit in text.encode_utf16() {
-        out.put_u16(unit);
+        out.extend_from_slice(&unit.to_be_bytes());
     }
 }
 

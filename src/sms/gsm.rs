@@ -4,8 +4,6 @@
 //! Over SMPP the usual form is *unpacked*: one septet per octet (0x00-0x7F). Packing is only
 //! for carriers that ask for it.
 
-use bytes::BufMut;
-
 /// The escape septet that announces a character of the extension table (TS 23.038 §6.2.1.1).
 pub const ESCAPE: u8 = 0x1B;
 
@@ -97,17 +95,23 @@ impl GsmChar {
 ///
 /// Both `Ç` (U+00C7) and `ç` (U+00E7) map to 0x09: TS 23.038 puts capital Ç there, while
 /// Unicode's GSM0338.TXT says small ç, and handsets differ, so accept either on the way out.
-#[inline]
+#[inline(always)]
 pub fn lookup(c: char) -> Option<GsmChar> {
     let cp = c as u32;
     if cp < 128 {
-        let v = ASCII_TO_GSM[cp as usize];
-        return match v {
+        match ASCII_TO_GSM[cp as usize] {
             NONE => None,
             v if v & EXT_FLAG != 0 => Some(GsmChar::Extended(v as u8)),
             v => Some(GsmChar::Base(v as u8)),
-        };
+        }
+    } else {
+        lookup_non_ascii(c)
     }
+}
+
+/// The non-ASCII part of [`lookup`], kept out of line so the ASCII path inlines.
+#[inline(never)]
+fn lookup_non_ascii(c: char) -> Option<GsmChar> {
     let base = match c {
         '\u{A3}' => 0x01,
         '\u{A5}' => 0x03,
@@ -168,16 +172,88 @@ pub fn septet_count(text: &str) -> Option<usize> {
 
 /// Writes the text as unpacked septets (one per octet). The caller has checked that every
 /// character is representable; one that is not is written as `?` so encoding never fails.
-pub fn encode_unpacked_into<B: BufMut>(text: &str, out: &mut B) {
-    for c in text.chars() {
-        match lookup(c) {
-            Some(GsmChar::Base(s)) => out.put_u8(s),
-            Some(GsmChar::Extended(s)) => {
-                out.put_u8(ESCAPE);
-                out.put_u8(s);
+pub fn encode_unpacked_into(text: &str, out: &mut Vec<u8>) {
+    // Every character takes at most two septets and at least one octet of UTF-8, so twice the
+    // UTF-8 length is enough. Writing through a slice keeps the length in a register instead
+    // of updating the Vec per octet.
+    let start = out.len();
+    out.resize(start + 2 * text.len(), 0);
+    let buf = &mut out[start..];
+    let mut n = 0;
+    for (b, c) in Chars::new(text) {
+        let code = if b < 0x80 {
+            // Most text is ASCII: one table load, no UTF-8 decoding.
+            ASCII_TO_GSM[usize::from(b)]
+        } else {
+            match lookup(c) {
+                Some(GsmChar::Base(s)) => u16::from(s),
+                Some(GsmChar::Extended(s)) => EXT_FLAG | u16::from(s),
+                None => NONE,
             }
-            None => out.put_u8(b'?'),
+        };
+        match code {
+            NONE => {
+                buf[n] = b'?';
+                n += 1;
+            }
+            code if code & EXT_FLAG != 0 => {
+                buf[n] = ESCAPE;
+                buf[n + 1] = code as u8;
+                n += 2;
+            }
+            code => {
+                buf[n] = code as u8;
+                n += 1;
+            }
         }
+    }
+    out.truncate(start + n);
+}
+
+/// The septets of an ASCII octet: 1, 2 (extension table) or 0 (not in the alphabet).
+#[inline(always)]
+pub(crate) fn ascii_septets(b: u8) -> usize {
+    match ASCII_TO_GSM[usize::from(b & 0x7F)] {
+        NONE => 0,
+        code if code & EXT_FLAG != 0 => 2,
+        _ => 1,
+    }
+}
+
+/// Iterates a string's characters with the first octet of each, decoding UTF-8 only for
+/// non-ASCII characters. Yields `(first octet, char)`.
+pub(crate) struct Chars<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Chars<'a> {
+    /// Starts at the beginning of `text`.
+    pub(crate) fn new(text: &'a str) -> Self {
+        Chars { text, at: 0 }
+    }
+
+    /// The byte offset of the next character.
+    #[inline(always)]
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
+}
+
+impl Iterator for Chars<'_> {
+    type Item = (u8, char);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(u8, char)> {
+        let b = *self.text.as_bytes().get(self.at)?;
+        if b < 0x80 {
+            self.at += 1;
+            return Some((b, char::from(b)));
+        }
+        // `at` is always on a char boundary: it only advances by whole characters.
+        let c = self.text.get(self.at..)?.chars().next()?;
+        self.at += c.len_utf8();
+        Some((b, c))
     }
 }
 
@@ -190,7 +266,7 @@ pub fn encode_unpacked(text: &str) -> Option<Vec<u8>> {
 
 /// Packs the text's septets straight into `out`, LSB first, after `fill_bits` zero bits.
 /// Characters outside the alphabet are written as `?`, as in [`encode_unpacked_into`].
-pub fn encode_packed_into<B: BufMut>(text: &str, fill_bits: u8, out: &mut B) {
+pub fn encode_packed_into(text: &str, fill_bits: u8, out: &mut Vec<u8>) {
     let mut packer = Packer::new(fill_bits);
     for c in text.chars() {
         match lookup(c) {
@@ -271,7 +347,7 @@ pub fn pack(septets: &[u8], fill_bits: u8) -> Vec<u8> {
 }
 
 /// As [`pack`], writing into `out`.
-pub fn pack_into<B: BufMut>(septets: &[u8], fill_bits: u8, out: &mut B) {
+pub fn pack_into(septets: &[u8], fill_bits: u8, out: &mut Vec<u8>) {
     let mut packer = Packer::new(fill_bits);
     for &s in septets {
         packer.push(s, out);
@@ -297,21 +373,21 @@ impl Packer {
     }
 
     #[inline]
-    fn push<B: BufMut>(&mut self, septet: u8, out: &mut B) {
+    fn push(&mut self, septet: u8, out: &mut Vec<u8>) {
         self.any = true;
         // Invariant: bits < 8 before the push, so at most 14 bits are held.
         self.acc |= u32::from(septet & 0x7F) << self.bits;
         self.bits += 7;
         if self.bits >= 8 {
-            out.put_u8(self.acc as u8);
+            out.push(self.acc as u8);
             self.acc >>= 8;
             self.bits -= 8;
         }
     }
 
-    fn finish<B: BufMut>(self, out: &mut B) {
+    fn finish(self, out: &mut Vec<u8>) {
         if self.any && self.bits > 0 {
-            out.put_u8(self.acc as u8);
+            out.push(self.acc as u8);
         }
     }
 }

@@ -398,8 +398,8 @@ impl<'a, S: CutSink> Splitter<'a, S> {
         }
     }
 
-    #[inline]
-    fn push(&mut self, at: usize, c: char, cost: usize) {
+    #[inline(always)]
+    fn push(&mut self, at: usize, is_at_sign: bool, cost: usize) {
         self.units += cost;
         if self.current + cost > self.budget {
             self.parts += 1;
@@ -419,7 +419,7 @@ impl<'a, S: CutSink> Splitter<'a, S> {
             self.current += cost;
         }
         self.last_start = at;
-        self.last_is_at = c == '@';
+        self.last_is_at = is_at_sign;
     }
 
     fn walk(&self) -> Walk {
@@ -448,11 +448,22 @@ fn scan_gsm<S: CutSink>(
     let mut splitter = Splitter::new(budget, at_offset, cuts);
     let mut latin1 = true;
     let mut ascii = true;
-    for (at, c) in text.char_indices() {
-        let cost = gsm::lookup(c)?.septets();
-        ascii &= c.is_ascii();
-        latin1 &= charset::is_latin1(c);
-        splitter.push(at, c, cost);
+    let mut chars = gsm::Chars::new(text);
+    loop {
+        let at = chars.offset();
+        let Some((b, c)) = chars.next() else { break };
+        let cost = if b < 0x80 {
+            // The common case: a table load, no flags to update.
+            match gsm::ascii_septets(b) {
+                0 => return None,
+                n => n,
+            }
+        } else {
+            ascii = false;
+            latin1 &= charset::is_latin1(c);
+            gsm::lookup(c)?.septets()
+        };
+        splitter.push(at, b == b'@', cost);
     }
     Some(GsmScan {
         walk: splitter.walk(),
@@ -465,7 +476,7 @@ fn scan_gsm<S: CutSink>(
 fn scan_ucs2<S: CutSink>(text: &str, budget: usize, cuts: &mut S) -> Walk {
     let mut splitter = Splitter::new(budget, None, cuts);
     for (at, c) in text.char_indices() {
-        splitter.push(at, c, c.len_utf16());
+        splitter.push(at, false, c.len_utf16());
     }
     splitter.walk()
 }

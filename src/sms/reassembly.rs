@@ -2,13 +2,17 @@
 //!
 //! Parts are grouped by the caller's key (who sent to whom), the concatenation mechanism, the
 //! reference and the total, as a handset does (GSM 03.40 §9.2.3.24.1). They may arrive in any
-//! order; a repeated part is ignored. A set that stays incomplete past the timeout is handed
-//! back as [`Incomplete`]. Memory is bounded by a number of sets and of buffered octets.
+//! order; a repeated part is ignored, also for a while after its message completed (an SMSC
+//! redelivers a part whose deliver_sm_resp it missed), recognised by its content so that a new
+//! message reusing the reference is not mistaken for a repeat. A set that stays incomplete
+//! past the timeout is handed back as [`Incomplete`]. Memory is bounded by a number of sets
+//! and of buffered octets.
 //!
 //! Sans-IO: `now` is an argument, [`Reassembler::poll_timeout`] says when to call
 //! [`Reassembler::handle_timeout`], and [`Reassembler::poll_expired`] drains what expired.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use super::SmsError;
@@ -160,6 +164,14 @@ struct Pending {
     bytes: usize,
 }
 
+/// A completed set, remembered for the timeout so late repeats of its parts are recognised.
+#[derive(Debug)]
+struct Completed {
+    until: Instant,
+    /// `(seq, hash of the user data)` of each part.
+    parts: Vec<(u8, u64)>,
+}
+
 /// Reassembles concatenated messages. See the module docs.
 #[derive(Debug)]
 pub struct Reassembler {
@@ -167,6 +179,9 @@ pub struct Reassembler {
     pending: HashMap<SetKey, Pending>,
     deadlines: BTreeMap<(Instant, u64), SetKey>,
     expired: VecDeque<Incomplete>,
+    completed: HashMap<SetKey, Completed>,
+    /// Completed sets in order of completion, for expiry and for the size bound.
+    completed_order: VecDeque<(Instant, SetKey)>,
     bytes: usize,
     next_id: u64,
 }
@@ -179,6 +194,8 @@ impl Reassembler {
             pending: HashMap::new(),
             deadlines: BTreeMap::new(),
             expired: VecDeque::new(),
+            completed: HashMap::new(),
+            completed_order: VecDeque::new(),
             bytes: 0,
             next_id: 0,
         }
@@ -242,6 +259,11 @@ impl Reassembler {
             if held.parts.iter().any(|(seq, _)| *seq == concat.seq) {
                 return Ok(Accepted::Duplicate);
             }
+        } else if let Some(done) = self.completed.get(&set_key) {
+            let part = (concat.seq, content_hash(&data));
+            if done.parts.contains(&part) {
+                return Ok(Accepted::Duplicate);
+            }
         }
         let len = data.len();
         if self.bytes + len > self.config.max_buffered_bytes {
@@ -291,6 +313,7 @@ impl Reassembler {
         self.deadlines.remove(&(done.deadline, done.id));
         self.bytes -= done.bytes;
         done.parts.sort_unstable_by_key(|(seq, _)| *seq);
+        self.remember_completed(now, &set_key, &done.parts);
         let mut user_data = Vec::with_capacity(done.bytes);
         for (_, d) in &done.parts {
             user_data.extend_from_slice(d);
@@ -305,8 +328,40 @@ impl Reassembler {
         }))
     }
 
+    /// Remembers a completed set's parts until the timeout, dropping the oldest memory when
+    /// more than `max_pending` sets are remembered.
+    fn remember_completed(&mut self, now: Instant, set_key: &SetKey, parts: &[(u8, Vec<u8>)]) {
+        let until = now.checked_add(self.config.timeout).unwrap_or(now);
+        let parts = parts
+            .iter()
+            .map(|(seq, data)| (*seq, content_hash(data)))
+            .collect();
+        self.completed
+            .insert(set_key.clone(), Completed { until, parts });
+        self.completed_order.push_back((until, set_key.clone()));
+        while self.completed_order.len() > self.config.max_pending {
+            self.forget_oldest_completed();
+        }
+    }
+
+    /// Drops the oldest remembered set, unless it was completed again since.
+    fn forget_oldest_completed(&mut self) {
+        if let Some((until, key)) = self.completed_order.pop_front() {
+            if self.completed.get(&key).is_some_and(|c| c.until == until) {
+                self.completed.remove(&key);
+            }
+        }
+    }
+
     /// Gives up every set whose timeout has passed; poll them with [`Self::poll_expired`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        while self
+            .completed_order
+            .front()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            self.forget_oldest_completed();
+        }
         while let Some(entry) = self.deadlines.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -359,6 +414,13 @@ impl Reassembler {
             bytes: self.bytes,
         }
     }
+}
+
+/// A hash of a part's user data, to tell a repeat from a new part with the same number.
+fn content_hash(data: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    data.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// SAR values as concatenation info, if valid (SMPP 3.4 §5.3.2.23-24: total and seq from 1).
@@ -432,6 +494,30 @@ mod tests {
         assert_eq!(r.pending(), 0);
         assert_eq!(r.buffered_bytes(), 0);
         assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_part_repeated_after_completion_is_a_duplicate() {
+        let mut r = Reassembler::new(ReassemblyConfig::default());
+        let options = CarrierTextOptions::default();
+        let parts = parts_of(&"q".repeat(200), &options);
+        let now = Instant::now();
+        r.accept(now, &fragment(&parts[0], "k"), &options).unwrap();
+        assert!(matches!(
+            r.accept(now, &fragment(&parts[1], "k"), &options).unwrap(),
+            Accepted::Complete(_)
+        ));
+        assert_eq!(
+            r.accept(now, &fragment(&parts[0], "k"), &options).unwrap(),
+            Accepted::Duplicate
+        );
+        assert_eq!(r.pending(), 0);
+        // A new message reusing the reference is not a repeat: its content differs.
+        let other = parts_of(&"r".repeat(200), &options);
+        assert!(matches!(
+            r.accept(now, &fragment(&other[0], "k"), &options).unwrap(),
+            Accepted::Pending { .. }
+        ));
     }
 
     #[test]

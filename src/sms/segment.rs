@@ -4,7 +4,9 @@
 //! included; the caller sets esm_class UDHI when [`Part::udhi`] says so and turns
 //! [`Part::sar`] into the three `sar_*` TLVs. All parts share one buffer allocation.
 
-use bytes::{Bytes, BytesMut};
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use super::SmsError;
 use super::charset;
@@ -82,14 +84,15 @@ pub fn segment(
     let count = usize::from(plan.parts);
     let header_len = header_len(options.segmentation, count);
     // Upper bound: two octets per unit covers UCS2; the 7-bit forms need at most one.
-    let mut buf = BytesMut::with_capacity(plan.units * 2 + count * header_len);
-    let mut parts = Vec::with_capacity(count);
+    let mut buf = Vec::with_capacity(plan.units * 2 + count * header_len);
+    let mut ranges = Vec::with_capacity(count);
 
     let mut start = 0;
     for (i, end) in cuts.at.iter().copied().chain([text.len()]).enumerate() {
         let piece = &text[start..end];
         start = end;
         let seq = (i + 1) as u8;
+        let part_start = buf.len();
         let sar = write_header(&mut buf, &plan, reference, seq);
         match plan.encoding {
             Encoding::Gsm7 if plan.packed => {
@@ -102,9 +105,9 @@ pub fn segment(
             // The planner never picks binary for text.
             Encoding::Binary => buf.extend_from_slice(piece.as_bytes()),
         }
-        parts.push(finish_part(&mut buf, &plan, header_len, sar));
+        ranges.push((part_start..buf.len(), sar));
     }
-    Ok(Segments { plan, parts })
+    Ok(finish(buf, ranges, plan, header_len))
 }
 
 /// Splits 8-bit binary data (`data_coding` 4): 140 octets alone, 134 per part after an
@@ -123,15 +126,16 @@ pub fn segment_binary(
     } else {
         plan::multi_budget(Encoding::Binary, options.segmentation)
     };
-    let mut buf = BytesMut::with_capacity(data.len() + count * header_len);
-    let mut parts = Vec::with_capacity(count);
+    let mut buf = Vec::with_capacity(data.len() + count * header_len);
+    let mut ranges = Vec::with_capacity(count);
     let mut chunks = data.chunks(chunk);
     for i in 0..count {
+        let part_start = buf.len();
         let sar = write_header(&mut buf, &plan, reference, (i + 1) as u8);
         buf.extend_from_slice(chunks.next().unwrap_or_default());
-        parts.push(finish_part(&mut buf, &plan, header_len, sar));
+        ranges.push((part_start..buf.len(), sar));
     }
-    Ok(Segments { plan, parts })
+    Ok(finish(buf, ranges, plan, header_len))
 }
 
 /// The UDH length each part carries.
@@ -145,7 +149,7 @@ fn header_len(method: SegmentationMethod, parts: usize) -> usize {
 }
 
 /// Writes the concatenation UDH for part `seq`, or returns its SAR values.
-fn write_header(buf: &mut BytesMut, plan: &Plan, reference: u16, seq: u8) -> Option<Sar> {
+fn write_header(buf: &mut Vec<u8>, plan: &Plan, reference: u16, seq: u8) -> Option<Sar> {
     if plan.parts <= 1 {
         return None;
     }
@@ -167,18 +171,29 @@ fn write_header(buf: &mut BytesMut, plan: &Plan, reference: u16, seq: u8) -> Opt
     }
 }
 
-/// Takes what was written for one part out of the shared buffer.
-fn finish_part(buf: &mut BytesMut, plan: &Plan, header_len: usize, sar: Option<Sar>) -> Part {
-    Part {
-        payload: buf.split().freeze(),
-        udhi: header_len > 0,
-        sar,
-        data_coding: plan.data_coding,
-        field: match plan.method {
-            SegmentationMethod::MessagePayload => PayloadField::MessagePayload,
-            _ => PayloadField::ShortMessage,
-        },
-    }
+/// Turns the shared buffer into the parts, each a slice of it.
+fn finish(
+    buf: Vec<u8>,
+    ranges: Vec<(Range<usize>, Option<Sar>)>,
+    plan: Plan,
+    header_len: usize,
+) -> Segments {
+    let all = Bytes::from(buf);
+    let field = match plan.method {
+        SegmentationMethod::MessagePayload => PayloadField::MessagePayload,
+        _ => PayloadField::ShortMessage,
+    };
+    let parts = ranges
+        .into_iter()
+        .map(|(range, sar)| Part {
+            payload: all.slice(range),
+            udhi: header_len > 0,
+            sar,
+            data_coding: plan.data_coding,
+            field,
+        })
+        .collect();
+    Segments { plan, parts }
 }
 
 #[cfg(test)]
@@ -317,6 +332,28 @@ mod tests {
         assert_eq!(first, "a".repeat(152));
         let second = charset::decode_text(0, true, &s.parts[1].payload, &options);
         assert_eq!(second, format!("@{}", "b".repeat(20)));
+    }
+
+    #[test]
+    fn packed_final_at_sign_on_an_octet_boundary_reads_as_padding() {
+        // Without a septet count, eight septets in seven octets look the same as seven septets
+        // followed by zero padding; a final '@' (septet 0) there is taken for padding. This is
+        // the one ambiguity packing over SMPP cannot avoid.
+        let options = CarrierTextOptions {
+            packed: true,
+            ..CarrierTextOptions::default()
+        };
+        let s = segment("abcdefg@", &options, 0).unwrap();
+        assert_eq!(s.parts[0].payload.len(), 7);
+        assert_eq!(
+            charset::decode_text(0, false, &s.parts[0].payload, &options),
+            "abcdefg"
+        );
+        let s = segment("abcdef@", &options, 0).unwrap();
+        assert_eq!(
+            charset::decode_text(0, false, &s.parts[0].payload, &options),
+            "abcdef@"
+        );
     }
 
     #[test]

@@ -289,14 +289,14 @@ impl Udh {
 }
 
 /// Writes the 6-octet concatenation header with an 8-bit reference: `05 00 03 RR TT SS`.
-pub(crate) fn put_concat8<B: BufMut>(out: &mut B, reference: u8, total: u8, seq: u8) {
-    out.put_slice(&[0x05, IEI_CONCAT_8, 0x03, reference, total, seq]);
+pub(crate) fn put_concat8(out: &mut Vec<u8>, reference: u8, total: u8, seq: u8) {
+    out.extend_from_slice(&[0x05, IEI_CONCAT_8, 0x03, reference, total, seq]);
 }
 
 /// Writes the 7-octet concatenation header with a 16-bit reference: `06 08 04 RH RL TT SS`.
-pub(crate) fn put_concat16<B: BufMut>(out: &mut B, reference: u16, total: u8, seq: u8) {
+pub(crate) fn put_concat16(out: &mut Vec<u8>, reference: u16, total: u8, seq: u8) {
     let [hi, lo] = reference.to_be_bytes();
-    out.put_slice(&[0x06, IEI_CONCAT_16, 0x04, hi, lo, total, seq]);
+    out.extend_from_slice(&[0x06, IEI_CONCAT_16, 0x04, hi, lo, total, seq]);
 }
 
 /// Parses the UDH at the start of `data` and returns it with the rest (the user data).
