@@ -54,10 +54,16 @@ pub fn decode_ascii(octets: &[u8]) -> String {
 /// proper cannot express them, but handsets and SMSCs treat data_coding 8 as UTF-16BE
 /// (reference §7.5).
 pub fn encode_ucs2_into(text: &str, out: &mut Vec<u8>) {
-    out.reserve(text.len() * 2);
+    // A character of n UTF-8 octets is one UTF-16 unit (two octets) when n < 4 and two units
+    // when n = 4, so twice the UTF-8 length always suffices.
+    let start = out.len();
+    out.resize(start + 2 * text.len(), 0);
+    let mut n = start;
     for unit in text.encode_utf16() {
-        out.extend_from_slice(&unit.to_be_bytes());
+        out[n..n + 2].copy_from_slice(&unit.to_be_bytes());
+        n += 2;
     }
+    out.truncate(n);
 }
 
 /// The text as UTF-16BE octets.
