@@ -1,12 +1,15 @@
 //! Property tests of the text layer: segmentation and reassembly invert each other, parts fit
-//! their limits, pairs are never split, and the plan predicts the segments.
+//! their limits, pairs are never split, the plan predicts the segments, and concatenation
+//! references are not reused too soon.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use smppd::sms::{
     Accepted, CarrierTextOptions, DefaultAlphabet, Encoding, Fragment, Part, PayloadField,
-    Reassembler, ReassemblyConfig, SegmentationMethod, charset, gsm, plan, segment, segment_binary,
+    Reassembler, ReassemblyConfig, RefWidth, ReferenceAllocator, ReferenceAllocatorConfig,
+    SegmentationMethod, SmsError, charset, gsm, plan, segment, segment_binary,
 };
 
 /// Every character of the GSM default alphabet (escape excluded).
@@ -311,5 +314,39 @@ proptest! {
         // Without the count only a final zero septet exactly filling the last octet is lost.
         let guessed = gsm::unpack(&packed, fill);
         prop_assert!(guessed == septets || (septets.last() == Some(&0) && guessed[..] == septets[..septets.len() - 1]));
+    }
+
+    #[test]
+    fn a_reference_is_never_reused_for_a_destination_within_the_hold_time(
+        steps in prop::collection::vec((0usize..3, 0u64..300), 1..3_000),
+        slots in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        let hold = Duration::from_secs(60);
+        let mut refs = ReferenceAllocator::new(ReferenceAllocatorConfig {
+            width: RefWidth::Bits8,
+            hold,
+            slots,
+            seed,
+        });
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut last_use: HashMap<(usize, u16), Instant> = HashMap::new();
+        for (destination, advance_ms) in steps {
+            now += Duration::from_millis(advance_ms);
+            match refs.allocate(["447700900001", "447700900002", "447700900003"][destination], now) {
+                Ok(r) => {
+                    if let Some(&before) = last_use.get(&(destination, r)) {
+                        prop_assert!(now.duration_since(before) >= hold,
+                            "reference {} reused after {:?}", r, now.duration_since(before));
+                    }
+                    last_use.insert((destination, r), now);
+                }
+                Err(SmsError::ReferencesExhausted { available_at }) => {
+                    prop_assert!(available_at > now);
+                }
+                Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+            }
+        }
     }
 }
