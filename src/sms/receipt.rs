@@ -1,0 +1,560 @@
+//! Delivery receipts: the text of SMPP 3.4 Appendix B, read tolerantly, and merged with the
+//! receipt TLVs, which win when present.
+//!
+//! The typical text is
+//! `id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD
+//! err:E Text:...`, but the format is "SMSC vendor specific" and carriers vary it: fields are
+//! found by label, in any order, with labels in any case; missing fields are `None`, unknown
+//! ones are skipped, dates may have 10, 12 or 14 digits, and `stat` may be a value outside
+//! Table B-2.
+
+use std::fmt;
+
+/// A message state as carried by the `message_state` TLV (0x0427) and query_sm_resp
+/// (SMPP 3.4 §5.2.28; 0 and 9 are SMPP 5.0 additions seen from mixed peers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    /// 0: scheduled for later delivery (5.0).
+    Scheduled,
+    /// 1: in transit.
+    Enroute,
+    /// 2: delivered.
+    Delivered,
+    /// 3: validity period expired.
+    Expired,
+    /// 4: deleted.
+    Deleted,
+    /// 5: undeliverable.
+    Undeliverable,
+    /// 6: accepted, i.e. read on the subscriber's behalf by customer service.
+    Accepted,
+    /// 7: in an invalid state.
+    Unknown,
+    /// 8: rejected.
+    Rejected,
+    /// 9: skipped (5.0).
+    Skipped,
+    /// Any other value.
+    Other(u8),
+}
+
+impl MessageState {
+    /// The state for a TLV value.
+    pub const fn from_u8(value: u8) -> MessageState {
+        match value {
+            0 => MessageState::Scheduled,
+            1 => MessageState::Enroute,
+            2 => MessageState::Delivered,
+            3 => MessageState::Expired,
+            4 => MessageState::Deleted,
+            5 => MessageState::Undeliverable,
+            6 => MessageState::Accepted,
+            7 => MessageState::Unknown,
+            8 => MessageState::Rejected,
+            9 => MessageState::Skipped,
+            other => MessageState::Other(other),
+        }
+    }
+
+    /// The TLV value.
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            MessageState::Scheduled => 0,
+            MessageState::Enroute => 1,
+            MessageState::Delivered => 2,
+            MessageState::Expired => 3,
+            MessageState::Deleted => 4,
+            MessageState::Undeliverable => 5,
+            MessageState::Accepted => 6,
+            MessageState::Unknown => 7,
+            MessageState::Rejected => 8,
+            MessageState::Skipped => 9,
+            MessageState::Other(v) => v,
+        }
+    }
+
+    /// Whether the message will not change state again. ACCEPTED is final per SMPP 3.4
+    /// (Kannel treats it as intermediate; a carrier-specific policy can override that).
+    /// Unrecognised values are not final, so the receipt timeout settles them.
+    pub const fn is_final(self) -> bool {
+        !matches!(
+            self,
+            MessageState::Scheduled | MessageState::Enroute | MessageState::Other(_)
+        )
+    }
+}
+
+/// The `stat` field of a receipt (SMPP 3.4 Table B-2, plus ENROUTE, which is widely sent).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReceiptStat {
+    /// `ENROUTE`.
+    Enroute,
+    /// `DELIVRD`.
+    Delivered,
+    /// `EXPIRED`.
+    Expired,
+    /// `DELETED`.
+    Deleted,
+    /// `UNDELIV`.
+    Undeliverable,
+    /// `ACCEPTD`.
+    Accepted,
+    /// `UNKNOWN`.
+    Unknown,
+    /// `REJECTD`.
+    Rejected,
+    /// Anything else (`ACKED`, `BUFFRED`, `SUBMITTED`, `FAILED`...), upper-cased.
+    Other(String),
+}
+
+impl ReceiptStat {
+    /// Reads a stat value, case-insensitively; the unabbreviated state names are accepted too.
+    pub fn parse(value: &str) -> ReceiptStat {
+        let upper = value.to_ascii_uppercase();
+        match upper.as_str() {
+            "ENROUTE" => ReceiptStat::Enroute,
+            "DELIVRD" | "DELIVERED" => ReceiptStat::Delivered,
+            "EXPIRED" => ReceiptStat::Expired,
+            "DELETED" => ReceiptStat::Deleted,
+            "UNDELIV" | "UNDELIVERABLE" => ReceiptStat::Undeliverable,
+            "ACCEPTD" | "ACCEPTED" => ReceiptStat::Accepted,
+            "UNKNOWN" => ReceiptStat::Unknown,
+            "REJECTD" | "REJECTED" => ReceiptStat::Rejected,
+            _ => ReceiptStat::Other(upper),
+        }
+    }
+
+    /// The message state this stat reports. Of the non-standard values, those that mean
+    /// "buffered, still trying" (ACKED, BUFFRED, BUFFERD, SUBMITTED; Kannel reads them so)
+    /// map to ENROUTE; the rest have no state.
+    pub fn message_state(&self) -> Option<MessageState> {
+        Some(match self {
+            ReceiptStat::Enroute => MessageState::Enroute,
+            ReceiptStat::Delivered => MessageState::Delivered,
+            ReceiptStat::Expired => MessageState::Expired,
+            ReceiptStat::Deleted => MessageState::Deleted,
+            ReceiptStat::Undeliverable => MessageState::Undeliverable,
+            ReceiptStat::Accepted => MessageState::Accepted,
+            ReceiptStat::Unknown => MessageState::Unknown,
+            ReceiptStat::Rejected => MessageState::Rejected,
+            ReceiptStat::Other(s) => match s.as_str() {
+                "ACKED" | "BUFFRED" | "BUFFERD" | "BUFFERED" | "SUBMITTED" => MessageState::Enroute,
+                _ => return None,
+            },
+        })
+    }
+
+    /// Whether the stat reports a final state; unrecognised values are not final.
+    pub fn is_final(&self) -> bool {
+        self.message_state().is_some_and(MessageState::is_final)
+    }
+}
+
+impl fmt::Display for ReceiptStat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReceiptStat::Enroute => "ENROUTE",
+            ReceiptStat::Delivered => "DELIVRD",
+            ReceiptStat::Expired => "EXPIRED",
+            ReceiptStat::Deleted => "DELETED",
+            ReceiptStat::Undeliverable => "UNDELIV",
+            ReceiptStat::Accepted => "ACCEPTD",
+            ReceiptStat::Unknown => "UNKNOWN",
+            ReceiptStat::Rejected => "REJECTD",
+            ReceiptStat::Other(s) => s,
+        })
+    }
+}
+
+/// A receipt date, in the SMSC's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiptDate {
+    /// Four-digit year; two-digit years pivot at 38 (00-37 are 20xx, 38-99 are 19xx, as
+    /// SMPP 3.4 Appendix C suggests).
+    pub year: u16,
+    /// 1-12.
+    pub month: u8,
+    /// 1-31.
+    pub day: u8,
+    /// 0-23.
+    pub hour: u8,
+    /// 0-59.
+    pub minute: u8,
+    /// 0-60, when the date had seconds (12 or 14 digits).
+    pub second: Option<u8>,
+}
+
+impl ReceiptDate {
+    /// Reads `YYMMDDhhmm`, `YYMMDDhhmmss` or `YYYYMMDDhhmmss`; `None` for anything else or an
+    /// impossible value.
+    pub fn parse(digits: &str) -> Option<ReceiptDate> {
+        let d = digits.as_bytes();
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let two = |i: usize| (d[i] - b'0') * 10 + (d[i + 1] - b'0');
+        let (year, rest) = match d.len() {
+            10 | 12 => {
+                let yy = u16::from(two(0));
+                (if yy < 38 { 2000 + yy } else { 1900 + yy }, 2)
+            }
+            14 => (u16::from(two(0)) * 100 + u16::from(two(2)), 4),
+            _ => return None,
+        };
+        let date = ReceiptDate {
+            year,
+            month: two(rest),
+            day: two(rest + 2),
+            hour: two(rest + 4),
+            minute: two(rest + 6),
+            second: (d.len() > rest + 8).then(|| two(rest + 8)),
+        };
+        let valid = (1..=12).contains(&date.month)
+            && (1..=31).contains(&date.day)
+            && date.hour <= 23
+            && date.minute <= 59
+            && date.second.is_none_or(|s| s <= 60);
+        valid.then_some(date)
+    }
+}
+
+/// The fields of a receipt text; each is `None` when missing or unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Receipt {
+    /// `id`: the SMSC message id of the original submission, as written.
+    pub id: Option<String>,
+    /// `sub`: messages originally submitted.
+    pub sub: Option<u32>,
+    /// `dlvrd`: messages delivered.
+    pub dlvrd: Option<u32>,
+    /// `submit date`.
+    pub submit_date: Option<ReceiptDate>,
+    /// `done date`.
+    pub done_date: Option<ReceiptDate>,
+    /// `stat`.
+    pub stat: Option<ReceiptStat>,
+    /// `err`, kept as written (carriers send more than three digits, or hex).
+    pub err: Option<String>,
+    /// `text`: the start of the original message, to the end of the receipt.
+    pub text: Option<String>,
+}
+
+impl Receipt {
+    /// The message state `stat` reports.
+    pub fn message_state(&self) -> Option<MessageState> {
+        self.stat.as_ref().and_then(ReceiptStat::message_state)
+    }
+
+    /// Whether neither an id nor a stat was found: probably not a receipt at all.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none() && self.stat.is_none()
+    }
+}
+
+/// The receipt fields, by label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Id,
+    Sub,
+    Dlvrd,
+    SubmitDate,
+    DoneDate,
+    Stat,
+    Err,
+    Text,
+}
+
+impl Field {
+    const ALL: [Field; 8] = [
+        Field::Id,
+        Field::Sub,
+        Field::Dlvrd,
+        Field::SubmitDate,
+        Field::DoneDate,
+        Field::Stat,
+        Field::Err,
+        Field::Text,
+    ];
+
+    /// The label's words; two-word labels may be joined by a space, an underscore or nothing.
+    const fn words(self) -> &'static [&'static [u8]] {
+        match self {
+            Field::Id => &[b"id"],
+            Field::Sub => &[b"sub"],
+            Field::Dlvrd => &[b"dlvrd"],
+            Field::SubmitDate => &[b"submit", b"date"],
+            Field::DoneDate => &[b"done", b"date"],
+            Field::Stat => &[b"stat"],
+            Field::Err => &[b"err"],
+            Field::Text => &[b"text"],
+        }
+    }
+
+    /// If `rest` starts with this label and its colon, the offset just after the colon.
+    fn matches(self, rest: &[u8]) -> Option<usize> {
+        let mut at = 0;
+        for (i, word) in self.words().iter().enumerate() {
+            if i > 0 && matches!(rest.get(at), Some(b' ' | b'_')) {
+                at += 1;
+            }
+            let candidate = rest.get(at..at + word.len())?;
+            if !candidate.eq_ignore_ascii_case(word) {
+                return None;
+            }
+            at += word.len();
+        }
+        while rest.get(at) == Some(&b' ') {
+            at += 1;
+        }
+        (rest.get(at) == Some(&b':')).then_some(at + 1)
+    }
+}
+
+/// Octets that may precede a label, and that end a field's value.
+fn is_separator(b: u8) -> bool {
+    b.is_ascii_whitespace() || b.is_ascii_control() || matches!(b, b',' | b';' | b'|')
+}
+
+/// Reads a receipt text. Never fails: whatever is not found is `None`.
+///
+/// A label counts where it starts the text or follows a separator (whitespace, `,`, `;`, `|`),
+/// and only its first occurrence counts, so a later `id:` inside the message text is text.
+/// Each value ends where the next counted label begins; `text` takes everything up to there
+/// (usually the end), the other fields their first word.
+pub fn parse_receipt(text: &str) -> Receipt {
+    let bytes = text.as_bytes();
+    // (field, label start, value start), in order of appearance.
+    let mut found: Vec<(Field, usize, usize)> = Vec::with_capacity(Field::ALL.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_boundary = i == 0 || is_separator(bytes[i - 1]);
+        if at_boundary && bytes[i].is_ascii_alphabetic() {
+            let hit = Field::ALL
+                .iter()
+                .filter(|f| !found.iter().any(|(seen, _, _)| seen == *f))
+                .find_map(|f| f.matches(&bytes[i..]).map(|len| (*f, i + len)));
+            if let Some((field, value_start)) = hit {
+                found.push((field, i, value_start));
+                i = value_start;
+                continue;
+            }
+        }
+        i += 1;
+    }
+
+    let mut receipt = Receipt::default();
+    for (k, &(field, _, start)) in found.iter().enumerate() {
+        let end = found.get(k + 1).map_or(bytes.len(), |&(_, next, _)| next);
+        // Both ends sit next to ASCII octets (a colon, a separator), so they are char
+        // boundaries; `get` keeps that an assumption rather than a panic.
+        let raw = text.get(start..end).unwrap_or_default();
+        if field == Field::Text {
+            let body = raw.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+            receipt.text = (!body.is_empty()).then(|| body.to_owned());
+            continue;
+        }
+        let Some(word) = raw
+            .split(|c: char| c.is_ascii() && is_separator(c as u8))
+            .find(|w| !w.is_empty())
+        else {
+            continue;
+        };
+        match field {
+            Field::Id => receipt.id = Some(word.to_owned()),
+            Field::Sub => receipt.sub = parse_count(word),
+            Field::Dlvrd => receipt.dlvrd = parse_count(word),
+            Field::SubmitDate => receipt.submit_date = ReceiptDate::parse(word),
+            Field::DoneDate => receipt.done_date = ReceiptDate::parse(word),
+            Field::Stat => receipt.stat = Some(ReceiptStat::parse(word)),
+            Field::Err => receipt.err = Some(word.to_owned()),
+            Field::Text => {}
+        }
+    }
+    receipt
+}
+
+/// A zero-padded count.
+fn parse_count(word: &str) -> Option<u32> {
+    if word.bytes().all(|b| b.is_ascii_digit()) {
+        word.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The receipt TLVs of a deliver_sm / data_sm, as plain values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ReceiptTlvs<'a> {
+    /// `receipted_message_id` (0x001E), a C-Octet String (the NUL may or may not be there).
+    pub receipted_message_id: Option<&'a [u8]>,
+    /// `message_state` (0x0427).
+    pub message_state: Option<u8>,
+    /// `network_error_code` (0x0423): network type, then a 2-octet error code.
+    pub network_error_code: Option<[u8; 3]>,
+}
+
+/// Why a message failed, as the receipt says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReceiptError {
+    /// From the `network_error_code` TLV.
+    Network {
+        /// 1 ANSI-136, 2 IS-95, 3 GSM (5.0 adds more, e.g. 7 SMPP error, 8 MC specific).
+        network_type: u8,
+        /// The network's error code.
+        code: u16,
+    },
+    /// The `err` field of the text, as written.
+    Text(String),
+}
+
+/// A receipt with the TLVs and the text merged: each TLV wins over the text when present.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReceiptReport {
+    /// The message id: `receipted_message_id`, else the text's `id`.
+    pub message_id: Option<String>,
+    /// The state: `message_state`, else the text's `stat`.
+    pub state: Option<MessageState>,
+    /// The error: `network_error_code`, else the text's `err`.
+    pub error: Option<ReceiptError>,
+    /// The text as parsed.
+    pub receipt: Receipt,
+}
+
+impl ReceiptReport {
+    /// Whether the state is known and final.
+    pub fn is_final(&self) -> bool {
+        self.state.is_some_and(MessageState::is_final)
+    }
+}
+
+/// Merges the receipt TLVs with the receipt text (SMPP 3.4 §5.3.2.12, .35, .31): the TLVs win,
+/// the text fills in what they lack.
+pub fn extract_receipt(tlvs: &ReceiptTlvs<'_>, text: &str) -> ReceiptReport {
+    let receipt = parse_receipt(text);
+    let tlv_id = tlvs.receipted_message_id.and_then(|raw| {
+        let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
+        let id = String::from_utf8_lossy(raw);
+        let id = id.trim();
+        (!id.is_empty()).then(|| id.to_owned())
+    });
+    let message_id = tlv_id.or_else(|| receipt.id.clone());
+    let state = tlvs
+        .message_state
+        .map(MessageState::from_u8)
+        .or_else(|| receipt.message_state());
+    let error = tlvs
+        .network_error_code
+        .map(|[network_type, hi, lo]| ReceiptError::Network {
+            network_type,
+            code: u16::from_be_bytes([hi, lo]),
+        })
+        .or_else(|| receipt.err.clone().map(ReceiptError::Text));
+    ReceiptReport {
+        message_id,
+        state,
+        error,
+        receipt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_appendix_b_form() {
+        let r = parse_receipt(
+            "id:1A2B3C4D sub:001 dlvrd:001 submit date:2401151230 done date:2401151231 \
+             stat:DELIVRD err:000 Text:Hello",
+        );
+        assert_eq!(r.id.as_deref(), Some("1A2B3C4D"));
+        assert_eq!((r.sub, r.dlvrd), (Some(1), Some(1)));
+        assert_eq!(
+            r.submit_date,
+            Some(ReceiptDate {
+                year: 2024,
+                month: 1,
+                day: 15,
+                hour: 12,
+                minute: 30,
+                second: None
+            })
+        );
+        assert_eq!(r.stat, Some(ReceiptStat::Delivered));
+        assert_eq!(r.err.as_deref(), Some("000"));
+        assert_eq!(r.text.as_deref(), Some("Hello"));
+    }
+
+    #[test]
+    fn dates_pivot_two_digit_years_and_reject_impossible_values() {
+        assert_eq!(ReceiptDate::parse("9912312359").map(|d| d.year), Some(1999));
+        assert_eq!(ReceiptDate::parse("3712312359").map(|d| d.year), Some(2037));
+        assert_eq!(
+            ReceiptDate::parse("20240115123045").map(|d| (d.year, d.second)),
+            Some((2024, Some(45)))
+        );
+        assert_eq!(ReceiptDate::parse("2413151230"), None);
+        assert_eq!(ReceiptDate::parse("24011512"), None);
+        assert_eq!(ReceiptDate::parse("24O1151230"), None);
+        assert_eq!(ReceiptDate::parse("\u{663}\u{663}"), None);
+    }
+
+    #[test]
+    fn message_states_map_to_and_from_the_tlv_values() {
+        for v in 0..=255u8 {
+            assert_eq!(MessageState::from_u8(v).as_u8(), v);
+        }
+        assert!(MessageState::Delivered.is_final());
+        assert!(MessageState::Accepted.is_final());
+        assert!(!MessageState::Enroute.is_final());
+        assert!(!MessageState::Other(42).is_final());
+    }
+
+    #[test]
+    fn tlvs_win_over_the_text() {
+        let text = "id:0439041101 stat:UNDELIV err:001 text:x";
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: Some(b"1A2B3C4D\0"),
+            message_state: Some(2),
+            network_error_code: Some([3, 0x00, 0x22]),
+        };
+        let r = extract_receipt(&tlvs, text);
+        assert_eq!(r.message_id.as_deref(), Some("1A2B3C4D"));
+        assert_eq!(r.state, Some(MessageState::Delivered));
+        assert_eq!(
+            r.error,
+            Some(ReceiptError::Network {
+                network_type: 3,
+                code: 0x22
+            })
+        );
+        assert_eq!(r.receipt.id.as_deref(), Some("0439041101"));
+        assert!(r.is_final());
+    }
+
+    #[test]
+    fn text_fills_in_missing_or_empty_tlvs() {
+        let text = "id:77 stat:EXPIRED err:027";
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: Some(b"\0"),
+            ..ReceiptTlvs::default()
+        };
+        let r = extract_receipt(&tlvs, text);
+        assert_eq!(r.message_id.as_deref(), Some("77"));
+        assert_eq!(r.state, Some(MessageState::Expired));
+        assert_eq!(r.error, Some(ReceiptError::Text("027".into())));
+    }
+
+    #[test]
+    fn only_tlvs_and_no_text_still_gives_a_report() {
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: Some(b"abc"),
+            message_state: Some(8),
+            network_error_code: None,
+        };
+        let r = extract_receipt(&tlvs, "");
+        assert_eq!(r.message_id.as_deref(), Some("abc"));
+        assert_eq!(r.state, Some(MessageState::Rejected));
+        assert!(r.receipt.is_empty());
+    }
+}
