@@ -1,0 +1,1110 @@
+//! One ESME connection, SMSC side: the 3.4 session rules (reference §6), the message
+//! operations, and the faults.
+//!
+//! One task owns the connection. It reads whatever has arrived, decodes every whole PDU in the
+//! buffer, appends every answer to one write buffer, and writes that buffer in as few system
+//! calls as the socket allows: a load test is never limited by the simulator's system calls.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use smppd::pdu::{
+    Bind, BindResp, Body, COctetString, CommandId, CommandStatus, DataSm, DecodeError, DestAddress,
+    MessageState, Pdu, PduCodec, QuerySmResp, SmResp, SubmitMulti, SubmitMultiResp, SubmitSm,
+    TimeString, TlvsBuilder, UnsuccessList, UnsuccessSme,
+};
+use smppd::sms::{self, Sar};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BindType;
+use crate::ids::Rng;
+use crate::receipts::{Job, JobKind, ReceiptFacts, receipt_body, stat_state};
+use crate::store::{Arrival, StoredMessage};
+use crate::{BoundSession, FaultState, Outbound, Shared};
+
+/// Most deliver_sm written to one ESME and not yet answered.
+const MAX_OUT_PENDING: usize = 1000;
+/// How long a job the ESME refused waits before it is sent again.
+const RESEND_DELAY: Duration = Duration::from_secs(1);
+/// How long a response waits for a receipt sent ahead of it on another bind.
+const HOLD_FOR_RECEIPT: Duration = Duration::from_millis(50);
+/// How long the last writes may take when a connection closes.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
+
+enum State {
+    /// Connected, not bound; closed at `deadline` if no bind arrives (session_init_timer).
+    Open {
+        deadline: Instant,
+    },
+    Bound(Bound),
+}
+
+struct Bound {
+    account: usize,
+    bind_type: BindType,
+    disconnect_at: Option<Instant>,
+}
+
+/// Why the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// After writing what is queued.
+    Graceful,
+    /// At once, as a crashing or misbehaving SMSC would.
+    Abrupt,
+}
+
+enum OutKind {
+    Deliver(Box<Job>),
+    EnquireLink,
+    Unbind,
+}
+
+struct PendingOut {
+    kind: OutKind,
+}
+
+struct Delayed {
+    due: Instant,
+    order: u64,
+    pdu: Pdu,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.order) == (other.due, other.order)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.order).cmp(&(other.due, other.order))
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    rng: Rng,
+    state: State,
+    wbuf: BytesMut,
+    /// Responses held back by the latency fault.
+    delayed: BinaryHeap<Reverse<Delayed>>,
+    order: u64,
+    /// Our requests (deliver_sm, enquire_link, unbind) awaiting the ESME's answer.
+    pending_out: HashMap<u32, PendingOut>,
+    /// The same requests in the order sent; the timeout is constant, so the front has the
+    /// earliest deadline (entries already answered are skipped).
+    out_order: VecDeque<(Instant, u32)>,
+    next_seq: u32,
+    /// Jobs for the scheduler, handed over after each batch.
+    jobs_out: Vec<(Instant, Job)>,
+    outbound: Option<mpsc::Receiver<Outbound>>,
+    /// The bound account's faults; `None` until bound.
+    faults_rx: Option<watch::Receiver<Arc<FaultState>>>,
+    pdus_received: u64,
+    /// The next response waits [`HOLD_FOR_RECEIPT`] so a receipt sent on another bind
+    /// arrives first (the receipt-before-response fault).
+    hold_response: bool,
+    last_rx: Instant,
+    close: Option<Close>,
+}
+
+/// Serves one connection until it closes or `shutdown` fires.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let now = Instant::now();
+    let id = shared.next_session.fetch_add(1, Relaxed);
+    let init = Duration::from_millis(shared.config.session_init_timeout_ms);
+    let mut conn = Conn {
+        rng: Rng::new(shared.config.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        shared,
+        id,
+        state: State::Open {
+            deadline: now + init,
+        },
+        wbuf: BytesMut::with_capacity(64 * 1024),
+        delayed: BinaryHeap::new(),
+        order: 0,
+        pending_out: HashMap::new(),
+        out_order: VecDeque::new(),
+        next_seq: 1,
+        jobs_out: Vec::new(),
+        outbound: None,
+        faults_rx: None,
+        pdus_received: 0,
+        hold_response: false,
+        last_rx: now,
+        close: None,
+    };
+    conn.shared.stats.connections_total.fetch_add(1, Relaxed);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let mut codec = PduCodec::with_max_len(conn.shared.config.max_pdu_len);
+
+    loop {
+        let stalled = conn.stalled();
+        let deadline = conn.next_deadline();
+        let can_take_outbound = conn.pending_out.len() < MAX_OUT_PENDING && !stalled;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                conn.goodbye(Instant::now());
+            }
+            changed = changed_opt(conn.faults_rx.as_mut()) => {
+                if changed.is_err() {
+                    conn.close = Some(Close::Graceful);
+                }
+            }
+            read = rd.read_buf(&mut rbuf), if !stalled => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let now = Instant::now();
+                conn.last_rx = now;
+                while conn.close.is_none() {
+                    match codec.decode(&mut rbuf) {
+                        Ok(Some(item)) => conn.handle(now, item),
+                        Ok(None) => break,
+                        Err(e) => {
+                            // Framing is lost: answer with generic_nack if possible and close
+                            // (3.4 §4.3).
+                            if let Some(nack) = e.response() {
+                                conn.write(&nack);
+                            }
+                            conn.close = Some(Close::Graceful);
+                        }
+                    }
+                }
+            }
+            out = recv_opt(&mut conn.outbound), if can_take_outbound => {
+                match out {
+                    Some(out) => conn.outbound(Instant::now(), out),
+                    None => conn.outbound = None,
+                }
+            }
+            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !stalled => {
+                match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            () = sleep_until_opt(deadline), if !stalled => {
+                conn.handle_timeout(Instant::now());
+            }
+        }
+        for job in conn.jobs_out.drain(..) {
+            if conn.shared.jobs.send(job).await.is_err() {
+                break;
+            }
+        }
+        if let Some(close) = conn.close {
+            if close == Close::Graceful && !conn.wbuf.is_empty() {
+                let _ = tokio::time::timeout(FLUSH_ON_CLOSE, wr.write_all(&conn.wbuf)).await;
+            }
+            let _ = tokio::time::timeout(FLUSH_ON_CLOSE, wr.shutdown()).await;
+            break;
+        }
+    }
+    conn.finish().await;
+}
+
+async fn recv_opt(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed_opt(
+    rx: Option<&mut watch::Receiver<Arc<FaultState>>>,
+) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn c<const N: usize>(text: &str) -> COctetString<N> {
+    COctetString::new(text).unwrap_or_default()
+}
+
+/// The fields of submit_sm, data_sm and each submit_multi destination that matter here.
+struct Submission<'a> {
+    source: (smppd::pdu::Ton, smppd::pdu::Npi, &'a COctetString<21>),
+    destination: (smppd::pdu::Ton, smppd::pdu::Npi, String),
+    udhi: bool,
+    registered_delivery: u8,
+    data_coding: u8,
+    payload: &'a [u8],
+    sar: Option<Sar>,
+}
+
+impl Conn {
+    fn faults(&self) -> Option<Arc<FaultState>> {
+        self.faults_rx.as_ref().map(|rx| rx.borrow().clone())
+    }
+
+    fn stalled(&self) -> bool {
+        self.faults_rx
+            .as_ref()
+            .is_some_and(|rx| rx.borrow().faults.stall)
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&(_, seq)) = self.out_order.front() {
+            if self.pending_out.contains_key(&seq) {
+                break;
+            }
+            self.out_order.pop_front();
+        }
+        let mut deadline = self.out_order.front().map(|&(d, _)| d);
+        let mut at = |t: Option<Instant>| {
+            if let Some(t) = t {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        };
+        at(self.delayed.peek().map(|d| d.0.due));
+        match &self.state {
+            State::Open { deadline } => at(Some(*deadline)),
+            State::Bound(b) => {
+                at(b.disconnect_at);
+                at(self.enquire_link_due());
+            }
+        }
+        deadline
+    }
+
+    fn enquire_link_due(&self) -> Option<Instant> {
+        let interval = self.shared.config.enquire_link_interval_ms;
+        let pending = self
+            .pending_out
+            .values()
+            .any(|p| matches!(p.kind, OutKind::EnquireLink));
+        (interval > 0 && !pending).then(|| self.last_rx + Duration::from_millis(interval))
+    }
+
+    fn sequence(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = if seq >= smppd::pdu::MAX_SEQUENCE {
+            1
+        } else {
+            seq + 1
+        };
+        seq
+    }
+
+    fn write(&mut self, pdu: &Pdu) {
+        pdu.encode(&mut self.wbuf);
+        self.shared.stats.sent(pdu.command_id(), pdu.command_status);
+    }
+
+    fn respond(&mut self, sequence_number: u32, status: CommandStatus, body: Body) {
+        self.write(&Pdu {
+            command_status: status,
+            sequence_number,
+            body,
+        });
+    }
+
+    /// Answers `request` with its empty response carrying `status`.
+    fn refuse(&mut self, request: CommandId, sequence_number: u32, status: CommandStatus) {
+        let body = Body::empty_response(request).unwrap_or(Body::GenericNack);
+        self.respond(sequence_number, status, body);
+    }
+
+    /// Sends a response now, later (latency fault) or never (drop fault).
+    fn respond_with_faults(&mut self, now: Instant, pdu: Pdu, faults: &FaultState) {
+        if self.rng.chance(faults.faults.drop_response_rate) {
+            self.shared.stats.responses_dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        let latency = faults.faults.latency;
+        let hold = std::mem::take(&mut self.hold_response);
+        if latency.is_zero() && !hold {
+            self.write(&pdu);
+        } else {
+            let mut ms = self.rng.range(latency.min_ms, latency.max_ms);
+            if hold {
+                ms += HOLD_FOR_RECEIPT.as_millis() as u64;
+            }
+            self.order += 1;
+            self.delayed.push(Reverse(Delayed {
+                due: now + Duration::from_millis(ms),
+                order: self.order,
+                pdu,
+            }));
+        }
+    }
+
+    fn send_request(&mut self, now: Instant, body: Body, kind: OutKind) {
+        let seq = self.sequence();
+        self.write(&Pdu::new(seq, body));
+        let deadline = now + Duration::from_millis(self.shared.config.response_timeout_ms);
+        self.pending_out.insert(seq, PendingOut { kind });
+        self.out_order.push_back((deadline, seq));
+    }
+
+    fn handle(&mut self, now: Instant, item: Result<Pdu, DecodeError>) {
+        self.pdus_received += 1;
+        let pdu = match item {
+            Ok(pdu) => pdu,
+            Err(e) => {
+                self.shared.stats.received(e.command_id);
+                // A bad body: the request's own response with the field's status, or
+                // generic_nack; the session lives on (3.4 §3.3).
+                match e.response() {
+                    Some(answer) => self.write(&answer),
+                    None if !e.command_id.is_response() => {
+                        self.respond(e.sequence_number, e.status, Body::GenericNack)
+                    }
+                    None => {}
+                }
+                return;
+            }
+        };
+        self.shared.stats.received(pdu.command_id());
+        if let Some(faults) = self.faults()
+            && faults
+                .faults
+                .disconnect_after_pdus
+                .is_some_and(|n| self.pdus_received >= n)
+        {
+            self.shared.stats.disconnects_injected.fetch_add(1, Relaxed);
+            self.close = Some(Close::Abrupt);
+            return;
+        }
+        let seq = pdu.sequence_number;
+        let status = pdu.command_status;
+        match pdu.body {
+            Body::BindTransmitter(b) => self.bind(now, seq, BindType::Transmitter, b),
+            Body::BindReceiver(b) => self.bind(now, seq, BindType::Receiver, b),
+            Body::BindTransceiver(b) => self.bind(now, seq, BindType::Transceiver, b),
+            // Answered in any state (reference §9: 5.0 allows it before bind).
+            Body::EnquireLink => self.respond(seq, CommandStatus::ESME_ROK, Body::EnquireLinkResp),
+            Body::Unbind => match self.state {
+                State::Bound(_) => {
+                    self.respond(seq, CommandStatus::ESME_ROK, Body::UnbindResp);
+                    self.close = Some(Close::Graceful);
+                }
+                State::Open { .. } => {
+                    self.respond(seq, CommandStatus::ESME_RINVBNDSTS, Body::UnbindResp)
+                }
+            },
+            Body::SubmitSm(sm) => self.submit_sm(now, seq, &sm),
+            Body::SubmitMulti(m) => self.submit_multi(now, seq, &m),
+            Body::DataSm(d) => self.data_sm(now, seq, &d),
+            Body::QuerySm(q) => self.query_sm(seq, &q),
+            Body::CancelSm(c) => self.cancel_sm(now, seq, &c),
+            Body::ReplaceSm(r) => self.replace_sm(seq, &r),
+            Body::DeliverSmResp(_) | Body::DataSmResp(_) | Body::EnquireLinkResp => {
+                self.settle(now, seq, status)
+            }
+            Body::GenericNack => self.settle(now, seq, status.max(CommandStatus(1))),
+            Body::UnbindResp => {
+                self.pending_out.remove(&seq);
+                self.close = Some(Close::Graceful);
+            }
+            Body::Unknown { .. } => {
+                if let Some(nack) = pdu.unknown_command_response() {
+                    self.write(&nack);
+                }
+            }
+            // An SMSC's own commands (deliver_sm, outbind, alert_notification) coming from
+            // the ESME are illegal in every state here (3.4 Table 2-1).
+            Body::DeliverSm(_) | Body::Outbind(_) | Body::AlertNotification(_) => {
+                let id = pdu.body.command_id();
+                match Body::empty_response(id) {
+                    Some(body) => self.respond(seq, CommandStatus::ESME_RINVBNDSTS, body),
+                    None => self.respond(seq, CommandStatus::ESME_RINVBNDSTS, Body::GenericNack),
+                }
+            }
+            // Responses to requests this SMSC never sends: dropped, never answered.
+            _ => {}
+        }
+    }
+
+    fn bind(&mut self, now: Instant, seq: u32, bind_type: BindType, bind: Bind) {
+        let request = match bind_type {
+            BindType::Transmitter => CommandId::BIND_TRANSMITTER,
+            BindType::Receiver => CommandId::BIND_RECEIVER,
+            BindType::Transceiver => CommandId::BIND_TRANSCEIVER,
+        };
+        if let State::Bound(_) = self.state {
+            return self.refuse(request, seq, CommandStatus::ESME_RALYBND);
+        }
+        let shared = self.shared.clone();
+        let refuse = |conn: &mut Conn, status| {
+            conn.shared.stats.binds_refused.fetch_add(1, Relaxed);
+            conn.refuse(request, seq, status);
+        };
+        let Some(index) = bind
+            .system_id
+            .as_str()
+            .and_then(|id| shared.account_index.get(id).copied())
+        else {
+            return refuse(self, CommandStatus::ESME_RINVSYSID);
+        };
+        let account = &shared.accounts[index];
+        if bind.password.as_bytes() != account.config.password.as_bytes() {
+            return refuse(self, CommandStatus::ESME_RINVPASWD);
+        }
+        if !account.config.bind_types.contains(&bind_type) {
+            return refuse(self, CommandStatus::ESME_RBINDFAIL);
+        }
+        if account.refusing(now) {
+            return refuse(self, CommandStatus::ESME_RBINDFAIL);
+        }
+        let (tx, rx) = mpsc::channel(256);
+        {
+            let Ok(mut binds) = account.binds.lock() else {
+                return refuse(self, CommandStatus::ESME_RSYSERR);
+            };
+            if binds.len() >= account.config.max_binds {
+                drop(binds);
+                return refuse(self, CommandStatus::ESME_RALYBND);
+            }
+            binds.push(BoundSession {
+                session: self.id,
+                bind_type,
+                tx,
+            });
+        }
+        let faults = account.faults.subscribe();
+        let disconnect_at = faults
+            .borrow()
+            .faults
+            .disconnect_after_secs
+            .map(|s| now + Duration::from_secs_f64(s.max(0.0)));
+        self.state = State::Bound(Bound {
+            account: index,
+            bind_type,
+            disconnect_at,
+        });
+        self.faults_rx = Some(faults);
+        self.outbound = Some(rx);
+        self.shared.stats.binds_total.fetch_add(1, Relaxed);
+        self.shared.stats.binds_active.fetch_add(1, Relaxed);
+        let body = BindResp {
+            system_id: c(&self.shared.config.system_id),
+            tlvs: TlvsBuilder::new()
+                .u8(smppd::pdu::TlvTag::SC_INTERFACE_VERSION, 0x34)
+                .build(),
+        };
+        let resp = match bind_type {
+            BindType::Transmitter => Body::BindTransmitterResp(Some(body)),
+            BindType::Receiver => Body::BindReceiverResp(Some(body)),
+            BindType::Transceiver => Body::BindTransceiverResp(Some(body)),
+        };
+        self.respond(seq, CommandStatus::ESME_ROK, resp);
+    }
+
+    /// The bound account if this bind may submit, else the status to refuse with.
+    fn submitter(&self) -> Result<(usize, Arc<FaultState>), CommandStatus> {
+        match (&self.state, &self.faults_rx) {
+            (State::Bound(b), Some(faults)) if b.bind_type.can_submit() => {
+                Ok((b.account, faults.borrow().clone()))
+            }
+            _ => Err(CommandStatus::ESME_RINVBNDSTS),
+        }
+    }
+
+    /// The faults that refuse a submit before it is accepted: throttling, a full window, and
+    /// injected errors, in that order.
+    fn submit_refusal(
+        &mut self,
+        now: Instant,
+        account: usize,
+        faults: &FaultState,
+    ) -> Option<CommandStatus> {
+        if let Some(tps) = faults.faults.tps_limit
+            && !self.shared.accounts[account].take_token(now, tps)
+        {
+            return Some(CommandStatus::ESME_RTHROTTLED);
+        }
+        if faults
+            .faults
+            .window_limit
+            .is_some_and(|w| self.delayed.len() >= w as usize)
+        {
+            return Some(CommandStatus::ESME_RMSGQFUL);
+        }
+        if self.rng.chance(faults.faults.error_rate) && !faults.error_statuses.is_empty() {
+            let i = self.rng.range(0, faults.error_statuses.len() as u64 - 1) as usize;
+            return Some(faults.error_statuses[i]);
+        }
+        None
+    }
+
+    fn error_response(&mut self, request: CommandId) -> Body {
+        if self.shared.config.error_response_with_id && request == CommandId::SUBMIT_SM {
+            let id = self.shared.next_message_id();
+            return Body::SubmitSmResp(Some(SmResp {
+                message_id: c(&id),
+                tlvs: Default::default(),
+            }));
+        }
+        Body::empty_response(request).unwrap_or(Body::GenericNack)
+    }
+
+    fn submit_sm(&mut self, now: Instant, seq: u32, sm: &SubmitSm) {
+        let (account, faults) = match self.submitter() {
+            Ok(x) => x,
+            Err(status) => return self.refuse(CommandId::SUBMIT_SM, seq, status),
+        };
+        if let Some(status) = self.submit_refusal(now, account, &faults) {
+            let body = self.error_response(CommandId::SUBMIT_SM);
+            let pdu = Pdu {
+                command_status: status,
+                sequence_number: seq,
+                body,
+            };
+            return self.respond_with_faults(now, pdu, &faults);
+        }
+        let (payload, udhi) = match sm.tlvs.message_payload() {
+            Some(p) if sm.short_message.is_empty() => (p, sm.esm_class.has_udhi()),
+            _ => (sm.short_message.bytes().clone(), sm.esm_class.has_udhi()),
+        };
+        let destination = sm.destination_addr.to_string();
+        let id = self.accept(
+            now,
+            account,
+            &faults,
+            &Submission {
+                source: (sm.source_addr_ton, sm.source_addr_npi, &sm.source_addr),
+                destination: (sm.dest_addr_ton, sm.dest_addr_npi, destination),
+                udhi,
+                registered_delivery: sm.registered_delivery.smsc_receipt(),
+                data_coding: sm.data_coding.0,
+                payload: &payload,
+                sar: sm.tlvs.sar().map(|s| Sar {
+                    ref_num: s.msg_ref_num,
+                    total: s.total_segments,
+                    seq: s.segment_seqnum,
+                }),
+            },
+        );
+        let body = Body::SubmitSmResp(Some(SmResp {
+            message_id: c(&id),
+            tlvs: Default::default(),
+        }));
+        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+    }
+
+    fn data_sm(&mut self, now: Instant, seq: u32, d: &DataSm) {
+        let (account, faults) = match self.submitter() {
+            Ok(x) => x,
+            Err(status) => return self.refuse(CommandId::DATA_SM, seq, status),
+        };
+        if let Some(status) = self.submit_refusal(now, account, &faults) {
+            let pdu = Pdu {
+                command_status: status,
+                sequence_number: seq,
+                body: Body::DataSmResp(None),
+            };
+            return self.respond_with_faults(now, pdu, &faults);
+        }
+        let payload = d.tlvs.message_payload().unwrap_or_default();
+        // data_sm addresses are C65; the table keeps what fits a submit's C21.
+        let source: COctetString<21> =
+            COctetString::new(d.source_addr.as_bytes()).unwrap_or_default();
+        let id = self.accept(
+            now,
+            account,
+            &faults,
+            &Submission {
+                source: (d.source_addr_ton, d.source_addr_npi, &source),
+                destination: (
+                    d.dest_addr_ton,
+                    d.dest_addr_npi,
+                    d.destination_addr.to_string(),
+                ),
+                udhi: d.esm_class.has_udhi(),
+                registered_delivery: d.registered_delivery.smsc_receipt(),
+                data_coding: d.data_coding.0,
+                payload: &payload,
+                sar: d.tlvs.sar().map(|s| Sar {
+                    ref_num: s.msg_ref_num,
+                    total: s.total_segments,
+                    seq: s.segment_seqnum,
+                }),
+            },
+        );
+        let body = Body::DataSmResp(Some(SmResp {
+            message_id: c(&id),
+            tlvs: Default::default(),
+        }));
+        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+    }
+
+    fn submit_multi(&mut self, now: Instant, seq: u32, m: &SubmitMulti) {
+        let (account, faults) = match self.submitter() {
+            Ok(x) => x,
+            Err(status) => return self.refuse(CommandId::SUBMIT_MULTI, seq, status),
+        };
+        if let Some(status) = self.submit_refusal(now, account, &faults) {
+            let pdu = Pdu {
+                command_status: status,
+                sequence_number: seq,
+                body: Body::SubmitMultiResp(None),
+            };
+            return self.respond_with_faults(now, pdu, &faults);
+        }
+        let mut failed = Vec::new();
+        let mut first_id = None;
+        for dest in m.dest_addresses.as_slice() {
+            match dest {
+                DestAddress::Sme {
+                    dest_addr_ton,
+                    dest_addr_npi,
+                    destination_addr,
+                } => {
+                    let id = self.accept(
+                        now,
+                        account,
+                        &faults,
+                        &Submission {
+                            source: (m.source_addr_ton, m.source_addr_npi, &m.source_addr),
+                            destination: (
+                                *dest_addr_ton,
+                                *dest_addr_npi,
+                                destination_addr.to_string(),
+                            ),
+                            udhi: m.esm_class.has_udhi(),
+                            registered_delivery: m.registered_delivery.smsc_receipt(),
+                            data_coding: m.data_coding.0,
+                            payload: m.short_message.as_bytes(),
+                            sar: None,
+                        },
+                    );
+                    first_id.get_or_insert(id);
+                }
+                // This SMSC keeps no distribution lists.
+                DestAddress::DistributionList { dl_name } => failed.push(UnsuccessSme {
+                    destination_addr: *dl_name,
+                    error_status_code: CommandStatus::ESME_RINVDLNAME,
+                    ..UnsuccessSme::default()
+                }),
+            }
+        }
+        let body = Body::SubmitMultiResp(Some(SubmitMultiResp {
+            message_id: c(&first_id.unwrap_or_default()),
+            unsuccess_smes: UnsuccessList::new(failed).unwrap_or_default(),
+            tlvs: Default::default(),
+        }));
+        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+    }
+
+    /// Accepts one message: id, table, handset view, receipt. Returns the id.
+    fn accept(
+        &mut self,
+        now: Instant,
+        account: usize,
+        faults: &FaultState,
+        s: &Submission<'_>,
+    ) -> String {
+        let shared = self.shared.clone();
+        let acct = &shared.accounts[account];
+        let id = shared.next_message_id();
+        shared.stats.messages_accepted.fetch_add(1, Relaxed);
+        let source = s.source.2.to_string();
+
+        // The outcome is drawn now, whether or not a receipt is wanted, so query_sm can
+        // report it.
+        let outcome_index = pick(&mut self.rng, &acct.config.receipts.outcomes);
+        let outcome = &acct.config.receipts.outcomes[outcome_index];
+        let state = stat_state(&outcome.stat).unwrap_or(MessageState::UNKNOWN);
+        let delay = acct.config.receipts.delay;
+        let final_in = Duration::from_millis(self.rng.range(delay.min_ms, delay.max_ms));
+        let submitted = SystemTime::now();
+        if let Ok(mut table) = shared.messages.lock() {
+            table.insert(
+                id.clone(),
+                StoredMessage {
+                    account,
+                    source_addr: source.clone(),
+                    destination_addr: s.destination.2.clone(),
+                    state,
+                    done: Some(submitted + final_in),
+                    error_code: outcome.err.min(255) as u8,
+                },
+            );
+        }
+        if let Ok(mut handset) = shared.handset.lock() {
+            handset.record(
+                now,
+                Arrival {
+                    account: &acct.config.system_id,
+                    from: &source,
+                    to: &s.destination.2,
+                    data_coding: s.data_coding,
+                    udhi: s.udhi,
+                    sar: s.sar,
+                    payload: s.payload,
+                    message_id: &id,
+                },
+                &acct.text_options,
+            );
+        }
+
+        let wanted = match s.registered_delivery {
+            1 => true,
+            2 => state != MessageState::DELIVERED,
+            3 => state == MessageState::DELIVERED,
+            _ => false,
+        };
+        if !wanted || (!acct.config.receipts.per_part && !is_first_part(s)) {
+            return id;
+        }
+        if self.rng.chance(faults.faults.receipt_drop_rate) {
+            shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+            return id;
+        }
+        let text = sms::decode_text(s.data_coding, s.udhi, s.payload, &acct.text_options);
+        let body = receipt_body(&ReceiptFacts {
+            message_id: &id,
+            id_format: shared.config.message_id_format,
+            text_id: acct.config.receipts.text_id,
+            format: acct.config.receipts.format,
+            outcome,
+            source: (s.source.0, s.source.1, &source),
+            destination: (s.destination.0, s.destination.1, &s.destination.2),
+            submitted,
+            done: submitted + final_in,
+            text: &text,
+        });
+        let job = Job {
+            account,
+            kind: JobKind::Receipt {
+                message_id: id.clone(),
+            },
+            body,
+            attempts: 0,
+            created: now,
+        };
+        if faults.faults.receipt_before_response {
+            // On a transceiver the receipt goes out right here, ahead of the response;
+            // otherwise it is due now and the response waits a little.
+            if self.can_receive() {
+                self.outbound(now, Outbound::Deliver(job));
+            } else {
+                self.jobs_out.push((now, job));
+                self.hold_response = true;
+            }
+        } else {
+            self.jobs_out.push((now + final_in, job));
+        }
+        id
+    }
+
+    fn can_receive(&self) -> bool {
+        matches!(&self.state, State::Bound(b) if b.bind_type.can_receive())
+    }
+
+    fn query_sm(&mut self, seq: u32, q: &smppd::pdu::QuerySm) {
+        if let Err(status) = self.submitter() {
+            return self.refuse(CommandId::QUERY_SM, seq, status);
+        }
+        let found = q.message_id.as_str().and_then(|id| {
+            let table = self.shared.messages.lock().ok()?;
+            table.get(id).cloned()
+        });
+        let Some(m) = found else {
+            return self.refuse(CommandId::QUERY_SM, seq, CommandStatus::ESME_RINVMSGID);
+        };
+        let now = SystemTime::now();
+        let (state, final_date) = match m.done {
+            Some(done) if done <= now => (m.state, final_date(done)),
+            _ => (MessageState::ENROUTE, TimeString::empty()),
+        };
+        let body = Body::QuerySmResp(Some(QuerySmResp {
+            message_id: q.message_id,
+            final_date,
+            message_state: state,
+            error_code: if state.is_final() { m.error_code } else { 0 },
+            tlvs: Default::default(),
+        }));
+        self.respond(seq, CommandStatus::ESME_ROK, body);
+    }
+
+    fn cancel_sm(&mut self, now: Instant, seq: u32, cancel: &smppd::pdu::CancelSm) {
+        let account = match self.submitter() {
+            Ok((account, _)) => account,
+            Err(status) => return self.refuse(CommandId::CANCEL_SM, seq, status),
+        };
+        let _ = now;
+        let wall = SystemTime::now();
+        let source = cancel.source_addr.to_string();
+        let destination = cancel.destination_addr.to_string();
+        let pending = |m: &StoredMessage| {
+            m.account == account && m.source_addr == source && m.done.is_some_and(|d| d > wall)
+        };
+        let cancel_one = |m: &mut StoredMessage| {
+            m.state = MessageState::DELETED;
+            m.done = Some(wall);
+        };
+        // 3.4 §4.9: with a message_id, that message; without, every pending message from
+        // this source to this destination.
+        let cancelled = match self.shared.messages.lock() {
+            Ok(mut table) => match cancel.message_id.as_str() {
+                Some(id) if !id.is_empty() => match table.get_mut(id) {
+                    Some(m) if pending(m) => {
+                        cancel_one(m);
+                        true
+                    }
+                    _ => false,
+                },
+                _ => {
+                    let mut any = false;
+                    for m in table.values_mut() {
+                        if pending(m) && m.destination_addr == destination {
+                            cancel_one(m);
+                            any = true;
+                        }
+                    }
+                    any
+                }
+            },
+            Err(_) => false,
+        };
+        let status = if cancelled {
+            CommandStatus::ESME_ROK
+        } else {
+            CommandStatus::ESME_RCANCELFAIL
+        };
+        self.respond(seq, status, Body::CancelSmResp);
+    }
+
+    fn replace_sm(&mut self, seq: u32, r: &smppd::pdu::ReplaceSm) {
+        if let Err(status) = self.submitter() {
+            return self.refuse(CommandId::REPLACE_SM, seq, status);
+        }
+        let wall = SystemTime::now();
+        let id = r.message_id.to_string();
+        let replaceable = match self.shared.messages.lock() {
+            Ok(table) => table.get(&id).is_some_and(|m| {
+                m.done.is_some_and(|d| d > wall)
+                    && m.source_addr.as_bytes() == r.source_addr.as_bytes()
+            }),
+            Err(_) => false,
+        };
+        if !replaceable {
+            return self.refuse(CommandId::REPLACE_SM, seq, CommandStatus::ESME_RREPLACEFAIL);
+        }
+        if let Ok(mut handset) = self.shared.handset.lock() {
+            handset.replace_text(
+                &id,
+                String::from_utf8_lossy(r.short_message.as_bytes()).into_owned(),
+            );
+        }
+        self.respond(seq, CommandStatus::ESME_ROK, Body::ReplaceSmResp);
+    }
+
+    /// Writes a deliver_sm (receipt or MO) or raw octets queued for this bind.
+    fn outbound(&mut self, now: Instant, out: Outbound) {
+        match out {
+            Outbound::Deliver(job) => {
+                // A receipt for a message cancelled meanwhile is not sent.
+                if let JobKind::Receipt { message_id } = &job.kind
+                    && self
+                        .shared
+                        .messages
+                        .lock()
+                        .ok()
+                        .and_then(|t| t.get(message_id).map(|m| m.state == MessageState::DELETED))
+                        .unwrap_or(false)
+                {
+                    return;
+                }
+                match job.kind {
+                    JobKind::Receipt { .. } => {
+                        self.shared.stats.receipts_sent.fetch_add(1, Relaxed);
+                        if job.attempts > 0 {
+                            self.shared.stats.receipts_resent.fetch_add(1, Relaxed);
+                        }
+                    }
+                    JobKind::Mo => {
+                        self.shared.stats.mo_sent.fetch_add(1, Relaxed);
+                    }
+                }
+                let body = Body::DeliverSm(job.body.clone());
+                self.send_request(now, body, OutKind::Deliver(Box::new(job)));
+            }
+            Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
+        }
+    }
+
+    /// The ESME answered one of our requests.
+    fn settle(&mut self, now: Instant, seq: u32, status: CommandStatus) {
+        let Some(pending) = self.pending_out.remove(&seq) else {
+            return;
+        };
+        match pending.kind {
+            OutKind::Deliver(job) if status.is_ok() => {
+                if matches!(job.kind, JobKind::Receipt { .. }) {
+                    self.shared.stats.receipts_acked.fetch_add(1, Relaxed);
+                }
+            }
+            OutKind::Deliver(job) => self.resend_later(now, *job),
+            OutKind::EnquireLink | OutKind::Unbind => {}
+        }
+    }
+
+    fn resend_later(&mut self, now: Instant, mut job: Job) {
+        job.attempts += 1;
+        let max = self.shared.accounts[job.account]
+            .config
+            .receipts
+            .max_resends;
+        if job.attempts > max {
+            self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+        } else {
+            self.jobs_out.push((now + RESEND_DELAY, job));
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let State::Open { deadline } = self.state
+            && now >= deadline
+        {
+            self.close = Some(Close::Graceful);
+            return;
+        }
+        if let State::Bound(b) = &self.state
+            && b.disconnect_at.is_some_and(|t| now >= t)
+        {
+            self.shared.stats.disconnects_injected.fetch_add(1, Relaxed);
+            self.close = Some(Close::Abrupt);
+            return;
+        }
+        while self.delayed.peek().is_some_and(|d| d.0.due <= now) {
+            if let Some(Reverse(d)) = self.delayed.pop() {
+                self.write(&d.pdu);
+            }
+        }
+        while let Some(&(deadline, seq)) = self.out_order.front() {
+            if deadline > now {
+                break;
+            }
+            self.out_order.pop_front();
+            if let Some(p) = self.pending_out.remove(&seq) {
+                match p.kind {
+                    OutKind::Deliver(job) => self.resend_later(now, *job),
+                    // The link is dead (3.4 §2.9): close.
+                    OutKind::EnquireLink | OutKind::Unbind => {
+                        self.close = Some(Close::Abrupt);
+                        return;
+                    }
+                }
+            }
+        }
+        if self.enquire_link_due().is_some_and(|t| now >= t) {
+            self.send_request(now, Body::EnquireLink, OutKind::EnquireLink);
+        }
+    }
+
+    /// The simulator is shutting down: unbind politely and close.
+    fn goodbye(&mut self, now: Instant) {
+        if let State::Bound(_) = self.state {
+            self.send_request(now, Body::Unbind, OutKind::Unbind);
+        }
+        self.close = Some(Close::Graceful);
+    }
+
+    /// Unregisters the bind and hands unanswered deliveries back to the scheduler, so they
+    /// reach the ESME on another bind (or this one after it reconnects).
+    async fn finish(mut self) {
+        if let State::Bound(b) = &self.state {
+            let account = &self.shared.accounts[b.account];
+            if let Ok(mut binds) = account.binds.lock() {
+                binds.retain(|s| s.session != self.id);
+            }
+            self.shared.stats.binds_active.fetch_sub(1, Relaxed);
+        }
+        let now = Instant::now();
+        let pending: Vec<PendingOut> = self.pending_out.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let OutKind::Deliver(job) = p.kind {
+                self.jobs_out.push((now, *job));
+            }
+        }
+        // Deliveries queued for this bind but never written go back too.
+        if let Some(mut rx) = self.outbound.take() {
+            rx.close();
+            while let Ok(out) = rx.try_recv() {
+                if let Outbound::Deliver(job) = out {
+                    self.jobs_out.push((now, job));
+                }
+            }
+        }
+        for job in self.jobs_out.drain(..) {
+            let _ = self.shared.jobs.send(job).await;
+        }
+    }
+}
+
+fn is_first_part(s: &Submission<'_>) -> bool {
+    if let Some(sar) = s.sar {
+        return sar.seq <= 1;
+    }
+    if s.udhi
+        && let Ok((udh, _)) = sms::parse_udh(s.payload)
+        && let Some(concat) = udh.concat_info()
+    {
+        return concat.seq <= 1;
+    }
+    true
+}
+
+/// A weighted pick; the first outcome when the weights are all zero.
+fn pick(rng: &mut Rng, outcomes: &[crate::config::Outcome]) -> usize {
+    let total: f64 = outcomes.iter().map(|o| o.weight).sum();
+    if outcomes.len() <= 1 || total <= 0.0 {
+        return 0;
+    }
+    let mut x = rng.next_f64() * total;
+    for (i, o) in outcomes.iter().enumerate() {
+        if x < o.weight {
+            return i;
+        }
+        x -= o.weight;
+    }
+    outcomes.len() - 1
+}
+
+/// `YYMMDDhhmmss000+` in UTC (3.4 §7.1.1; nn = 00 quarter hours from UTC).
+fn final_date(t: SystemTime) -> TimeString {
+    let minutes = crate::receipts::receipt_date(t);
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 60);
+    TimeString::try_from(format!("{minutes}{secs:02}000+").as_str()).unwrap_or_default()
+}
+
+impl From<Bytes> for Outbound {
+    fn from(bytes: Bytes) -> Self {
+        Outbound::Raw(bytes)
+    }
+}
