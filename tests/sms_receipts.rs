@@ -1,9 +1,9 @@
 //! Delivery-receipt texts as carriers send them (SMPP 3.4 Appendix B and the variations in
 //! reference §5), each with the fields it must yield.
 
+use smppd::pdu::MessageState;
 use smppd::sms::{
-    MessageState, Receipt, ReceiptDate, ReceiptError, ReceiptStat, ReceiptTlvs, extract_receipt,
-    parse_receipt,
+    Receipt, ReceiptDate, ReceiptError, ReceiptStat, ReceiptTlvs, extract_receipt, parse_receipt,
 };
 
 /// `YYMMDDhhmm[ss]` or `YYYYMMDDhhmmss` as the expected date.
@@ -358,18 +358,18 @@ fn real_world_receipt_texts_yield_their_fields() {
 #[test]
 fn stats_map_to_message_states_and_finality() {
     let table = [
-        ("DELIVRD", Some(MessageState::Delivered), true),
-        ("EXPIRED", Some(MessageState::Expired), true),
-        ("DELETED", Some(MessageState::Deleted), true),
-        ("UNDELIV", Some(MessageState::Undeliverable), true),
-        ("ACCEPTD", Some(MessageState::Accepted), true),
-        ("UNKNOWN", Some(MessageState::Unknown), true),
-        ("REJECTD", Some(MessageState::Rejected), true),
-        ("ENROUTE", Some(MessageState::Enroute), false),
-        ("ACKED", Some(MessageState::Enroute), false),
-        ("BUFFRED", Some(MessageState::Enroute), false),
-        ("BUFFERD", Some(MessageState::Enroute), false),
-        ("SUBMITTED", Some(MessageState::Enroute), false),
+        ("DELIVRD", Some(MessageState::DELIVERED), true),
+        ("EXPIRED", Some(MessageState::EXPIRED), true),
+        ("DELETED", Some(MessageState::DELETED), true),
+        ("UNDELIV", Some(MessageState::UNDELIVERABLE), true),
+        ("ACCEPTD", Some(MessageState::ACCEPTED), true),
+        ("UNKNOWN", Some(MessageState::UNKNOWN), true),
+        ("REJECTD", Some(MessageState::REJECTED), true),
+        ("ENROUTE", Some(MessageState::ENROUTE), false),
+        ("ACKED", Some(MessageState::ENROUTE), false),
+        ("BUFFRED", Some(MessageState::ENROUTE), false),
+        ("BUFFERD", Some(MessageState::ENROUTE), false),
+        ("SUBMITTED", Some(MessageState::ENROUTE), false),
         ("FAILED", None, false),
         ("WHATEVER", None, false),
     ];
@@ -393,7 +393,7 @@ fn reference_receipt_with_tlvs_merges_to_one_report() {
     };
     let report = extract_receipt(&tlvs, text);
     assert_eq!(report.message_id.as_deref(), Some("1A2B3C4D"));
-    assert_eq!(report.state, Some(MessageState::Delivered));
+    assert_eq!(report.state, Some(MessageState::DELIVERED));
     assert_eq!(report.error, Some(ReceiptError::Text("000".into())));
     assert!(report.is_final());
 }
@@ -408,7 +408,7 @@ fn tlvs_win_when_they_disagree_with_the_text() {
     };
     let report = extract_receipt(&tlvs, text);
     assert_eq!(report.message_id.as_deref(), Some("1A2B3C4D"));
-    assert_eq!(report.state, Some(MessageState::Undeliverable));
+    assert_eq!(report.state, Some(MessageState::UNDELIVERABLE));
     assert_eq!(
         report.error,
         Some(ReceiptError::Network {

@@ -45,8 +45,8 @@ pub use reassembly::{
     Accepted, Fragment, Incomplete, ReassembledMessage, Reassembler, ReassemblyConfig,
 };
 pub use receipt::{
-    MessageState, Receipt, ReceiptDate, ReceiptError, ReceiptReport, ReceiptStat, ReceiptTlvs,
-    extract_receipt, parse_receipt,
+    Receipt, ReceiptDate, ReceiptError, ReceiptReport, ReceiptStat, ReceiptTlvs, extract_receipt,
+    parse_receipt,
 };
 pub use reference::{RefWidth, ReferenceAllocator, ReferenceAllocatorConfig};
 pub use segment::{Part, PayloadField, Sar, Segments, segment, segment_binary};

@@ -10,79 +10,7 @@
 
 use std::fmt;
 
-/// A message state as carried by the `message_state` TLV (0x0427) and query_sm_resp
-/// (SMPP 3.4 §5.2.28; 0 and 9 are SMPP 5.0 additions seen from mixed peers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageState {
-    /// 0: scheduled for later delivery (5.0).
-    Scheduled,
-    /// 1: in transit.
-    Enroute,
-    /// 2: delivered.
-    Delivered,
-    /// 3: validity period expired.
-    Expired,
-    /// 4: deleted.
-    Deleted,
-    /// 5: undeliverable.
-    Undeliverable,
-    /// 6: accepted, i.e. read on the subscriber's behalf by customer service.
-    Accepted,
-    /// 7: in an invalid state.
-    Unknown,
-    /// 8: rejected.
-    Rejected,
-    /// 9: skipped (5.0).
-    Skipped,
-    /// Any other value.
-    Other(u8),
-}
-
-impl MessageState {
-    /// The state for a TLV value.
-    pub const fn from_u8(value: u8) -> MessageState {
-        match value {
-            0 => MessageState::Scheduled,
-            1 => MessageState::Enroute,
-            2 => MessageState::Delivered,
-            3 => MessageState::Expired,
-            4 => MessageState::Deleted,
-            5 => MessageState::Undeliverable,
-            6 => MessageState::Accepted,
-            7 => MessageState::Unknown,
-            8 => MessageState::Rejected,
-            9 => MessageState::Skipped,
-            other => MessageState::Other(other),
-        }
-    }
-
-    /// The TLV value.
-    pub const fn as_u8(self) -> u8 {
-        match self {
-            MessageState::Scheduled => 0,
-            MessageState::Enroute => 1,
-            MessageState::Delivered => 2,
-            MessageState::Expired => 3,
-            MessageState::Deleted => 4,
-            MessageState::Undeliverable => 5,
-            MessageState::Accepted => 6,
-            MessageState::Unknown => 7,
-            MessageState::Rejected => 8,
-            MessageState::Skipped => 9,
-            MessageState::Other(v) => v,
-        }
-    }
-
-    /// Whether the message will not change state again. ACCEPTED is final per SMPP 3.4
-    /// (Kannel treats it as intermediate; a carrier-specific policy can override that).
-    /// Unrecognised values are not final, so the receipt timeout settles them.
-    pub const fn is_final(self) -> bool {
-        !matches!(
-            self,
-            MessageState::Scheduled | MessageState::Enroute | MessageState::Other(_)
-        )
-    }
-}
+use crate::pdu::MessageState;
 
 /// The `stat` field of a receipt (SMPP 3.4 Table B-2, plus ENROUTE, which is widely sent).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -129,16 +57,16 @@ impl ReceiptStat {
     /// map to ENROUTE; the rest have no state.
     pub fn message_state(&self) -> Option<MessageState> {
         Some(match self {
-            ReceiptStat::Enroute => MessageState::Enroute,
-            ReceiptStat::Delivered => MessageState::Delivered,
-            ReceiptStat::Expired => MessageState::Expired,
-            ReceiptStat::Deleted => MessageState::Deleted,
-            ReceiptStat::Undeliverable => MessageState::Undeliverable,
-            ReceiptStat::Accepted => MessageState::Accepted,
-            ReceiptStat::Unknown => MessageState::Unknown,
-            ReceiptStat::Rejected => MessageState::Rejected,
+            ReceiptStat::Enroute => MessageState::ENROUTE,
+            ReceiptStat::Delivered => MessageState::DELIVERED,
+            ReceiptStat::Expired => MessageState::EXPIRED,
+            ReceiptStat::Deleted => MessageState::DELETED,
+            ReceiptStat::Undeliverable => MessageState::UNDELIVERABLE,
+            ReceiptStat::Accepted => MessageState::ACCEPTED,
+            ReceiptStat::Unknown => MessageState::UNKNOWN,
+            ReceiptStat::Rejected => MessageState::REJECTED,
             ReceiptStat::Other(s) => match s.as_str() {
-                "ACKED" | "BUFFRED" | "BUFFERD" | "BUFFERED" | "SUBMITTED" => MessageState::Enroute,
+                "ACKED" | "BUFFRED" | "BUFFERD" | "BUFFERED" | "SUBMITTED" => MessageState::ENROUTE,
                 _ => return None,
             },
         })
@@ -440,7 +368,7 @@ pub fn extract_receipt(tlvs: &ReceiptTlvs<'_>, text: &str) -> ReceiptReport {
     let message_id = tlv_id.or_else(|| receipt.id.clone());
     let state = tlvs
         .message_state
-        .map(MessageState::from_u8)
+        .map(MessageState)
         .or_else(|| receipt.message_state());
     let error = tlvs
         .network_error_code
@@ -502,12 +430,12 @@ mod tests {
     #[test]
     fn message_states_map_to_and_from_the_tlv_values() {
         for v in 0..=255u8 {
-            assert_eq!(MessageState::from_u8(v).as_u8(), v);
+            assert_eq!(MessageState(v).0, v);
         }
-        assert!(MessageState::Delivered.is_final());
-        assert!(MessageState::Accepted.is_final());
-        assert!(!MessageState::Enroute.is_final());
-        assert!(!MessageState::Other(42).is_final());
+        assert!(MessageState::DELIVERED.is_final());
+        assert!(MessageState::ACCEPTED.is_final());
+        assert!(!MessageState::ENROUTE.is_final());
+        assert!(!MessageState(42).is_final());
     }
 
     #[test]
@@ -520,7 +448,7 @@ mod tests {
         };
         let r = extract_receipt(&tlvs, text);
         assert_eq!(r.message_id.as_deref(), Some("1A2B3C4D"));
-        assert_eq!(r.state, Some(MessageState::Delivered));
+        assert_eq!(r.state, Some(MessageState::DELIVERED));
         assert_eq!(
             r.error,
             Some(ReceiptError::Network {
@@ -541,7 +469,7 @@ mod tests {
         };
         let r = extract_receipt(&tlvs, text);
         assert_eq!(r.message_id.as_deref(), Some("77"));
-        assert_eq!(r.state, Some(MessageState::Expired));
+        assert_eq!(r.state, Some(MessageState::EXPIRED));
         assert_eq!(r.error, Some(ReceiptError::Text("027".into())));
     }
 
@@ -554,7 +482,7 @@ mod tests {
         };
         let r = extract_receipt(&tlvs, "");
         assert_eq!(r.message_id.as_deref(), Some("abc"));
-        assert_eq!(r.state, Some(MessageState::Rejected));
+        assert_eq!(r.state, Some(MessageState::REJECTED));
         assert!(r.receipt.is_empty());
     }
 }
