@@ -1,8 +1,9 @@
 //! Text on the wire: character sets, encoding choice, segmentation, reassembly, receipts.
 //!
 //! Everything here is pure: no I/O, no clock reads (time arrives as a `now: Instant`
-//! argument), no tasks. The module knows nothing of PDUs; it hands octets, flags and TLV
-//! values as plain primitives to the caller, who puts them into `submit_sm` / `deliver_sm`.
+//! argument), no tasks. The module builds no PDUs (it shares only [`crate::pdu::MessageState`]
+//! with the codec); it hands octets, flags and TLV values as plain primitives to the caller,
+//! who puts them into `submit_sm` / `deliver_sm`.
 //!
 //! - [`gsm`]: the GSM 03.38 default alphabet and extension table, septet packing.
 //! - [`charset`]: Latin-1, ASCII (IA5) and UCS2 (UTF-16BE), and decoding by `data_coding`.
