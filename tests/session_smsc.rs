@@ -1438,3 +1438,23 @@ fn many_pdus_come_out_of_one_poll_transmit_in_order() {
     assert_eq!(smsc.session.poll_transmit(&mut buf), 1);
     assert_eq!(&buf[..6], b"prefix");
 }
+
+#[test]
+fn generic_nack_with_a_stray_body_still_completes_our_request() {
+    let mut smsc = Smsc::default_bound();
+    let request = smsc.submit(4);
+    smsc.send_frame(raw_frame(
+        0x8000_0000,
+        CommandStatus::ESME_RSYSERR.0,
+        request.sequence_number,
+        b"\0",
+    ));
+    let events = smsc.events();
+    assert!(matches!(events[0], Event::Anomaly(Anomaly::BadBody(_))));
+    let Event::Rejected(response) = &events[1] else {
+        panic!("expected Rejected, got {events:?}");
+    };
+    assert!(response.is_generic_nack());
+    assert_eq!(response.command_status, CommandStatus::ESME_RSYSERR);
+    smsc.expect_silence();
+}

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::pdu::{
-    Body, CommandId, CommandStatus, DecodeError, FrameError, MAX_SEQUENCE, Pdu, SmResp,
+    Body, CommandId, CommandStatus, DecodeError, FailReason, FrameError, MAX_SEQUENCE, Pdu, SmResp,
 };
 
 pub use config::{BindType, SessionConfig};
@@ -368,6 +368,9 @@ impl Session {
     /// most the response timeout; then unbind is sent and unbind_resp awaited for at most the
     /// unbind timeout. Ends in [`Event::Closed`] with [`CloseReason::Unbound`] or
     /// [`CloseReason::UnbindTimeout`].
+    ///
+    /// While draining the bind is still up: a deliver_sm arriving then is reported as usual and
+    /// its answer awaited too, within the same deadline.
     ///
     /// Before the bind completed there is nothing to unbind (unbind is illegal in OPEN): the
     /// session closes at once with [`CloseReason::Local`]. Calling it again does nothing.
@@ -942,7 +945,10 @@ impl Session {
         // says how the request went; complete it with the empty response rather than leave
         // it to time out and be resubmitted (a duplicate if it was accepted).
         let body = if command_id == CommandId::GENERIC_NACK {
-            Some(Body::GenericNack)
+            // A generic_nack that carried octets it should not. The codec also reports a
+            // frame whose length disagrees with its header under generic_nack's id; that one
+            // says nothing about our request, so only the extra-octets case completes it.
+            (error.reason == FailReason::UnexpectedBody).then_some(Body::GenericNack)
         } else {
             Body::empty_response(CommandId(command_id.0 & !0x8000_0000))
         };
