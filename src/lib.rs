@@ -7,7 +7,11 @@
 //! - [`sms`]: text, not wire: GSM 03.38 / UCS2 / Latin-1, data_coding choice, segmentation
 //!   (UDH 8/16-bit, SAR, message_payload), reassembly, and delivery-receipt parsing.
 //! - [`session`]: one ESME bind as a sans-IO state machine: bind, window, timers, unbind.
+//! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
+//! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
 
+pub mod dispatch;
 pub mod pdu;
+pub mod routing;
 pub mod session;
 pub mod sms;
