@@ -9,9 +9,11 @@
 //! - [`session`]: one ESME bind as a sans-IO state machine: bind, window, timers, unbind.
 //! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
+//! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
 
 pub mod dispatch;
 pub mod pdu;
 pub mod routing;
 pub mod session;
 pub mod sms;
+pub mod webhook;
