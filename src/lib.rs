@@ -7,10 +7,12 @@
 //! - [`sms`]: text, not wire: GSM 03.38 / UCS2 / Latin-1, data_coding choice, segmentation
 //!   (UDH 8/16-bit, SAR, message_payload), reassembly, and delivery-receipt parsing.
 //! - [`session`]: one ESME bind as a sans-IO state machine: bind, window, timers, unbind.
+//! - [`api`]: the internal submit socket (HTTP/JSON): validation, errors.
 //! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
 //! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
 
+pub mod api;
 pub mod dispatch;
 pub mod pdu;
 pub mod routing;
