@@ -340,9 +340,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
+        crate::pdu::hex::decode(s).unwrap()
     }
 
     #[test]
