@@ -82,13 +82,7 @@ impl CommandId {
     /// Parses an id written by an operator: a spec name or a hex/decimal value.
     pub fn parse(text: &str) -> Option<CommandId> {
         let text = text.trim();
-        if let Some(id) = CommandId::from_name(text) {
-            return Some(id);
-        }
-        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-            return u32::from_str_radix(hex, 16).ok().map(CommandId);
-        }
-        text.parse().ok().map(CommandId)
+        CommandId::from_name(text).or_else(|| super::parse_u32(text).map(CommandId))
     }
 }
 

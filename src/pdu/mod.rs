@@ -43,6 +43,14 @@ pub use wire::FailReason;
 
 use wire::{Fail, Reader, Writer};
 
+/// A 32-bit value written by an operator: `0x`-prefixed hex or decimal.
+fn parse_u32(text: &str) -> Option<u32> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
 /// Octets in the PDU header (3.4 §3.2).
 pub const HEADER_LEN: usize = 16;
 

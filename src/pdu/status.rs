@@ -139,13 +139,7 @@ impl CommandStatus {
     /// (`0x58`) or a decimal value (`88`).
     pub fn parse(text: &str) -> Option<CommandStatus> {
         let text = text.trim();
-        if let Some(status) = CommandStatus::from_name(text) {
-            return Some(status);
-        }
-        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-            return u32::from_str_radix(hex, 16).ok().map(CommandStatus);
-        }
-        text.parse().ok().map(CommandStatus)
+        CommandStatus::from_name(text).or_else(|| super::parse_u32(text).map(CommandStatus))
     }
 }
 
