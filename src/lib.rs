@@ -6,6 +6,8 @@
 //!   decode (nom), encode (`BufMut`), and the tokio-util framing codec.
 //! - [`sms`]: text, not wire: GSM 03.38 / UCS2 / Latin-1, data_coding choice, segmentation
 //!   (UDH 8/16-bit, SAR, message_payload), reassembly, and delivery-receipt parsing.
+//! - [`store`]: the durable message store: the `Store` trait and its embedded SQLite default.
 
 pub mod pdu;
 pub mod sms;
+pub mod store;
