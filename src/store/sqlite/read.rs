@@ -244,7 +244,7 @@ pub(super) fn recover(conn: &Connection) -> Result<Recovery, StoreError> {
         {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, next_at FROM messages INDEXED BY messages_ready \
-                 WHERE state IN (0, 3) ORDER BY priority DESC, next_at",
+                 WHERE state IN (0, 3) ORDER BY priority DESC, next_at, rid",
             )?;
             let mut q = stmt.query([])?;
             while let Some(row) = q.next()? {

@@ -52,8 +52,9 @@ pub(super) struct Job<Req, Res> {
     rows: usize,
     exec: fn(&mut Ctx<'_>, &Req) -> Result<Res, StoreError>,
     reply: oneshot::Sender<Result<Res, StoreError>>,
-    // Held until the job is answered, so queued work counts against the bound.
-    _permit: OwnedSemaphorePermit,
+    // Held until the job is answered, so queued work counts against the bound; released just
+    // before the answer goes, so a caller that got its answer sees the room it freed.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<Req, Res> Job<Req, Res> {
@@ -70,7 +71,7 @@ impl<Req, Res> Job<Req, Res> {
             rows,
             exec,
             reply,
-            _permit: permit,
+            permit: Some(permit),
         };
         (job, rx)
     }
@@ -89,12 +90,14 @@ impl<Req: Send, Res: Send> Task for Job<Req, Res> {
     fn succeed(mut self: Box<Self>) {
         // `succeed` follows a successful `run`, so `res` is set. A caller that stopped
         // waiting just does not get the answer.
+        self.permit.take();
         if let Some(res) = self.res.take() {
             let _ = self.reply.send(Ok(res));
         }
     }
 
-    fn fail(self: Box<Self>, error: StoreError) {
+    fn fail(mut self: Box<Self>, error: StoreError) {
+        self.permit.take();
         let _ = self.reply.send(Err(error));
     }
 }
@@ -294,7 +297,7 @@ fn claim_sql() -> String {
     // to be stepped over.
     format!(
         "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_ready \
-         WHERE state IN (0, 3) AND priority = ?1 AND next_at <= ?2 ORDER BY next_at LIMIT ?3"
+         WHERE state IN (0, 3) AND priority = ?1 AND next_at <= ?2 ORDER BY next_at, rid LIMIT ?3"
     )
 }
 const MARK_SUBMITTING: &str = "UPDATE messages SET state = 1, updated_at = ?2 WHERE rid = ?1";
