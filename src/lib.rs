@@ -11,6 +11,7 @@
 //! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
 //! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
+//! - [`store`]: the durable message store: the `Store` trait and its embedded SQLite default.
 
 pub mod api;
 pub mod dispatch;
@@ -19,3 +20,4 @@ pub mod routing;
 pub mod session;
 pub mod sms;
 pub mod webhook;
+pub mod store;

@@ -1,0 +1,462 @@
+//! The embedded store: SQLite in WAL mode, one file, group-committed by one writer thread.
+//!
+//! See the [module docs](crate::store) for what callers may rely on, [`schema`] for the tables
+//! and indexes, and [`writer`] for the commit loop.
+
+mod read;
+mod rows;
+mod schema;
+mod shared;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+
+use self::read::Readers;
+use self::shared::Counts;
+use self::writer::{Ctx, Job, Msg, Writer};
+use super::{
+    AcceptOutcome, Backlog, Clock, IdGenerator, ListQuery, MAX_BATCH, MAX_PAGE, Message,
+    MessageDetail, MessageId, Mo, NewMessage, NewMo, NewReceipt, Page, PruneReport, RandomSource,
+    ReceiptOutcome, Recovery, SplitMix64, StateCounts, Store, StoreError, StoreFuture, Suppression,
+    SuppressionSource, SystemClock, Update, UpdateOutcome,
+};
+
+/// How hard each commit pushes data to the disk (SQLite's `synchronous` pragma in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit fsyncs the WAL before the write resolves: committed data survives power
+    /// loss. The default, and what "accepted means durable" asks for.
+    #[default]
+    Full,
+    /// The WAL is fsynced only at checkpoints: committed data survives a process crash, but
+    /// the last commits may be lost on power loss or an OS crash. Faster on slow disks.
+    Normal,
+}
+
+/// The embedded store's settings. Every default is on [`SqliteConfig::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The database file (its `-wal` and `-shm` files sit beside it). Its directory is
+    /// created if missing.
+    pub path: PathBuf,
+    /// Durability of each commit. Default [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// The most rows (messages, updates, receipts; other writes count one) queued for the
+    /// writer, including the commit in progress. Default 50 000; at least [`MAX_BATCH`].
+    pub queue_rows: usize,
+    /// The writer closes a batch once it holds this many rows. Default 10 000.
+    pub max_commit_rows: usize,
+    /// Read-only connections (reads beyond this wait). Default 4.
+    pub readers: usize,
+    /// How long finished messages are kept after their last change (and MO messages after
+    /// arrival). Default 7 days.
+    pub retention: Duration,
+    /// How long a receipt that matched no part is kept for its submit_sm_resp to land.
+    /// Default 1 hour.
+    pub unmatched_receipt_retention: Duration,
+    /// How long an idempotency key maps to its message. Default 24 hours.
+    pub idempotency_window: Duration,
+    /// The most rows of each kind one [`Store::prune`] call deletes. Default 10 000.
+    pub prune_limit: usize,
+}
+
+impl SqliteConfig {
+    /// The defaults, with the database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            queue_rows: 50_000,
+            max_commit_rows: 10_000,
+            readers: 4,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            unmatched_receipt_retention: Duration::from_secs(3600),
+            idempotency_window: Duration::from_secs(24 * 3600),
+            prune_limit: 10_000,
+        }
+    }
+
+    /// The defaults, with the database `smppd.db` in the data directory `dir`.
+    pub fn in_dir(dir: impl AsRef<Path>) -> SqliteConfig {
+        SqliteConfig::new(dir.as_ref().join("smppd.db"))
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |field, problem: &str| {
+            Err(StoreError::Invalid {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.queue_rows < MAX_BATCH {
+            return invalid("queue_rows", "must hold at least one full batch (1000)");
+        }
+        if self.queue_rows > u32::MAX as usize >> 4 {
+            return invalid("queue_rows", "too large");
+        }
+        if self.max_commit_rows == 0 {
+            return invalid("max_commit_rows", "must be at least 1");
+        }
+        if self.readers == 0 {
+            return invalid("readers", "must be at least 1");
+        }
+        if self.prune_limit == 0 {
+            return invalid("prune_limit", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The embedded [`Store`]. Cheap to clone: clones share one writer and one reader pool.
+///
+/// Dropping every clone lets the writer finish what is queued and close the file;
+/// [`SqliteStore::close`] does the same and waits for it.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    gate: Arc<Semaphore>,
+    capacity: usize,
+    readers: Arc<Readers>,
+    counts: Arc<Counts>,
+    clock: Arc<dyn Clock>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("backlog", &self.backlog())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store with the system clock and a randomly seeded id
+    /// generator, migrating the schema, and starts its writer thread.
+    pub async fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(
+            config,
+            Arc::new(SystemClock),
+            Box::new(SplitMix64::from_entropy()),
+        )
+        .await
+    }
+
+    /// [`SqliteStore::open`] with an injected clock and random source (tests).
+    pub async fn open_with(
+        config: SqliteConfig,
+        clock: Arc<dyn Clock>,
+        rng: Box<dyn RandomSource>,
+    ) -> Result<SqliteStore, StoreError> {
+        config.validate()?;
+        let cfg = config.clone();
+        let (conn, initial) = tokio::task::spawn_blocking(move || open_writer(&cfg))
+            .await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+
+        let (tx, rx) = mpsc::channel(config.queue_rows);
+        let counts = Arc::new(Counts::new(initial));
+        let writer = Writer {
+            conn,
+            ids: IdGenerator::new(rng),
+            clock: Arc::clone(&clock),
+            config: config.clone(),
+            counts: Arc::clone(&counts),
+        };
+        let handle = std::thread::Builder::new()
+            .name("smppd-store-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                tx,
+                gate: Arc::new(Semaphore::new(config.queue_rows)),
+                capacity: config.queue_rows,
+                readers: Arc::new(Readers::new(config.path.clone(), config.readers)),
+                counts,
+                clock,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Stops taking writes, lets the writer commit everything already queued, closes the
+    /// file cleanly and waits for that. Writes after this fail with [`StoreError::Closed`].
+    /// Calling it again, or on another clone, returns at once.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        // If the writer is gone already the send fails; joining is still right.
+        let _ = self.inner.tx.send(Msg::Shutdown).await;
+        self.inner.gate.close();
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+            .map_err(|_| StoreError::Io(Arc::new(std::io::Error::other("writer panicked"))))
+    }
+
+    /// Queues a write and waits for its commit. `wait` chooses between waiting for room in
+    /// the queue and failing at once with [`StoreError::Backlogged`].
+    async fn write<Req, Res>(
+        &self,
+        req: Req,
+        rows: usize,
+        wait: bool,
+        exec: fn(&mut Ctx<'_>, &Req) -> Result<Res, StoreError>,
+    ) -> Result<Res, StoreError>
+    where
+        Req: Send + 'static,
+        Res: Send + 'static,
+    {
+        let inner = &self.inner;
+        let backlogged = StoreError::Backlogged {
+            capacity: inner.capacity,
+        };
+        // `rows` is at most MAX_BATCH, checked by the callers, and validate() bounds capacity.
+        let n = u32::try_from(rows.max(1)).map_err(|_| StoreError::TooMany {
+            what: "write",
+            len: rows,
+            max: MAX_BATCH,
+        })?;
+        let permit = if wait {
+            inner
+                .gate
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| StoreError::Closed)?
+        } else {
+            inner
+                .gate
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|e| match e {
+                    TryAcquireError::NoPermits => backlogged.clone(),
+                    TryAcquireError::Closed => StoreError::Closed,
+                })?
+        };
+        let (job, answer) = Job::new(req, rows, exec, permit);
+        inner
+            .tx
+            .try_send(Msg::Task(Box::new(job)))
+            .map_err(|e| match e {
+                // The gate admits no more rows than the channel holds, so a full channel
+                // means the same as an exhausted gate.
+                mpsc::error::TrySendError::Full(_) => backlogged,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.readers.run(f).await
+    }
+}
+
+fn check_batch(what: &'static str, len: usize) -> Result<(), StoreError> {
+    if len > MAX_BATCH {
+        return Err(StoreError::TooMany {
+            what,
+            len,
+            max: MAX_BATCH,
+        });
+    }
+    Ok(())
+}
+
+/// Opens the write connection, sets it up and migrates; returns it with the state counts.
+fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreError> {
+    if let Some(dir) = config.path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut conn = Connection::open_with_flags(
+        &config.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Invalid {
+            field: "path",
+            problem: format!("the file system refused WAL mode (got {mode})"),
+        });
+    }
+    let synchronous = match config.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA journal_size_limit = 67108864;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    schema::migrate(&mut conn)?;
+    let counts = read::count_states(&conn)?;
+    Ok((conn, counts))
+}
+
+impl Store for SqliteStore {
+    fn accept(&self, batch: Vec<NewMessage>) -> StoreFuture<'_, Vec<AcceptOutcome>> {
+        Box::pin(async move {
+            check_batch("accept", batch.len())?;
+            if let Some(m) = batch.iter().find(|m| m.parts == 0) {
+                return Err(StoreError::Invalid {
+                    field: "parts",
+                    problem: format!("a message to {} has no parts", m.to),
+                });
+            }
+            if batch.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = batch.len();
+            self.write(batch, rows, false, writer::accept).await
+        })
+    }
+
+    fn claim(&self, limit: usize) -> StoreFuture<'_, Vec<Message>> {
+        Box::pin(async move {
+            if limit > MAX_PAGE {
+                return Err(StoreError::TooMany {
+                    what: "claim",
+                    len: limit,
+                    max: MAX_PAGE,
+                });
+            }
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            self.write(limit, 1, true, writer::claim).await
+        })
+    }
+
+    fn apply(&self, updates: Vec<Update>) -> StoreFuture<'_, Vec<UpdateOutcome>> {
+        Box::pin(async move {
+            check_batch("apply", updates.len())?;
+            if updates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = updates.len();
+            self.write(updates, rows, true, writer::apply).await
+        })
+    }
+
+    fn store_receipts(&self, receipts: Vec<NewReceipt>) -> StoreFuture<'_, Vec<ReceiptOutcome>> {
+        Box::pin(async move {
+            check_batch("store_receipts", receipts.len())?;
+            if receipts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = receipts.len();
+            self.write(receipts, rows, true, writer::receipts).await
+        })
+    }
+
+    fn store_mo(&self, mo: NewMo) -> StoreFuture<'_, i64> {
+        Box::pin(self.write(mo, 1, true, writer::mo))
+    }
+
+    fn put_suppression(
+        &self,
+        number: String,
+        reason: String,
+        source: SuppressionSource,
+    ) -> StoreFuture<'_, Suppression> {
+        Box::pin(self.write((number, reason, source), 1, true, writer::put_suppression))
+    }
+
+    fn delete_suppression(&self, number: String) -> StoreFuture<'_, bool> {
+        Box::pin(self.write(number, 1, true, writer::delete_suppression))
+    }
+
+    fn prune(&self) -> StoreFuture<'_, PruneReport> {
+        Box::pin(self.write((), 1, true, writer::prune))
+    }
+
+    fn writable(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.write((), 1, false, writer::ping))
+    }
+
+    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<MessageDetail>> {
+        Box::pin(self.read(move |conn| read::get(conn, id)))
+    }
+
+    fn list(&self, query: ListQuery) -> StoreFuture<'_, Page> {
+        Box::pin(self.read(move |conn| read::list(conn, &query)))
+    }
+
+    fn counts(&self) -> StoreFuture<'_, StateCounts> {
+        Box::pin(async move { Ok(self.inner.counts.snapshot()) })
+    }
+
+    fn receipt_overdue(&self, limit: usize) -> StoreFuture<'_, Vec<MessageId>> {
+        let now = self.inner.clock.now();
+        Box::pin(self.read(move |conn| read::receipt_overdue(conn, now, limit)))
+    }
+
+    fn recover(&self) -> StoreFuture<'_, Recovery> {
+        Box::pin(self.read(read::recover))
+    }
+
+    fn get_suppression(&self, number: String) -> StoreFuture<'_, Option<Suppression>> {
+        Box::pin(self.read(move |conn| read::get_suppression(conn, &number)))
+    }
+
+    fn is_suppressed(&self, number: String) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let found = self
+                .read(move |conn| read::get_suppression(conn, &number))
+                .await?;
+            Ok(found.is_some())
+        })
+    }
+
+    fn list_suppressions(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<Suppression>> {
+        Box::pin(self.read(move |conn| read::list_suppressions(conn, after.as_deref(), limit)))
+    }
+
+    fn list_mo(&self, after: Option<i64>, limit: usize) -> StoreFuture<'_, Vec<Mo>> {
+        Box::pin(self.read(move |conn| read::list_mo(conn, after, limit)))
+    }
+
+    fn backlog(&self) -> Backlog {
+        Backlog {
+            queued_rows: self
+                .inner
+                .capacity
+                .saturating_sub(self.inner.gate.available_permits()),
+            capacity: self.inner.capacity,
+        }
+    }
+}

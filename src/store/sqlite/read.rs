@@ -1,0 +1,330 @@
+//! Reads: a small pool of read-only connections used on tokio's blocking threads. WAL lets
+//! them read a consistent snapshot while the writer commits. A read that starts after a
+//! write resolved sees that write.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::Semaphore;
+
+use super::rows::{
+    self, ATTEMPT_COLUMNS, MESSAGE_COLUMNS, MO_COLUMNS, PART_COLUMNS, SUPPRESSION_COLUMNS,
+};
+use crate::store::{
+    Cursor, ListQuery, MAX_PAGE, Message, MessageDetail, MessageId, MessageState, Mo, Page,
+    Receipt, Recovery, StoreError, Suppression, Timestamp,
+};
+
+/// Read-only connections, opened on demand up to a limit and kept for reuse.
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    pub(super) fn new(path: PathBuf, max: usize) -> Readers {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
+    /// Runs `f` on a connection on a blocking thread. Waits while every connection is busy.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let me = Arc::clone(self);
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = me.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => me.open()?,
+            };
+            let result = f(&conn);
+            me.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            result
+        })
+        .await;
+        // A panic in a read is a bug of ours; report it rather than propagate it.
+        joined.map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
+    }
+}
+
+/// Runs `f` in one read transaction, so multi-statement reads see one snapshot.
+fn snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let out = f(&tx)?;
+    tx.finish()?;
+    Ok(out)
+}
+
+fn check_limit(limit: usize) -> Result<usize, StoreError> {
+    if limit > MAX_PAGE {
+        return Err(StoreError::TooMany {
+            what: "page",
+            len: limit,
+            max: MAX_PAGE,
+        });
+    }
+    Ok(limit)
+}
+
+pub(super) fn get(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
+    snapshot(conn, |conn| {
+        let bytes = id.to_bytes();
+        let found = conn
+            .prepare_cached(&format!(
+                "SELECT rid, {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+            ))?
+            .query_row([&bytes[..]], |row| {
+                Ok((row.get::<_, i64>(0)?, rows::message(row, 1)))
+            })
+            .optional()?;
+        let Some((rid, message)) = found else {
+            return Ok(None);
+        };
+        detail(conn, rid, message?).map(Some)
+    })
+}
+
+fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail, StoreError> {
+    let mut parts = Vec::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PART_COLUMNS} FROM parts WHERE rid = ?1 ORDER BY idx"
+    ))?;
+    let mut q = stmt.query([rid])?;
+    while let Some(row) = q.next()? {
+        parts.push(rows::part(row)?);
+    }
+
+    let mut attempts = Vec::new();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE rid = ?1 ORDER BY n"
+    ))?;
+    let mut q = stmt.query([rid])?;
+    while let Some(row) = q.next()? {
+        attempts.push(rows::attempt(row)?);
+    }
+
+    let mut receipts = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, carrier, carrier_id, id_key, stat, err, raw, received_at, part \
+         FROM receipts WHERE msg = ?1 ORDER BY id",
+    )?;
+    let mut q = stmt.query([rid])?;
+    while let Some(row) = q.next()? {
+        receipts.push(Receipt {
+            id: row.get(0)?,
+            carrier: row.get(1)?,
+            carrier_message_id: row.get(2)?,
+            key: row.get(3)?,
+            stat: rows::receipt_stat(row.get(4)?),
+            err: row.get(5)?,
+            raw: row.get(6)?,
+            received_at: Timestamp::from_millis(row.get(7)?),
+            part: row
+                .get::<_, Option<i64>>(8)?
+                .map(|p| rows::u16_of(p, "receipt part"))
+                .transpose()?,
+        });
+    }
+    Ok(MessageDetail {
+        message,
+        parts,
+        attempts,
+        receipts,
+    })
+}
+
+pub(super) fn list(conn: &Connection, q: &ListQuery) -> Result<Page, StoreError> {
+    let limit = check_limit(q.limit)?.max(1);
+    // Newest first: ids are time-ordered, so "since" is a lower id bound and the cursor an
+    // upper one. Both bounds go into the SQL; a missing one is the extreme value.
+    let upper: Vec<u8> = match &q.cursor {
+        Some(c) => c.0.to_bytes().to_vec(),
+        None => vec![0xFF; 17],
+    };
+    let lower: Vec<u8> = match q.since {
+        Some(t) => MessageId::lower_bound(t).to_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    let (filter, index) = match (&q.state, &q.to) {
+        (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_to"),
+        (Some(_), None) => ("state = ?3", "messages_state"),
+        (None, None) => ("1", "messages_id"),
+    };
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY {index} \
+         WHERE {filter} AND id < ?1 AND id >= ?2 ORDER BY id DESC LIMIT ?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows_ = stmt.query(params![
+        upper,
+        lower,
+        q.state.map(MessageState::code),
+        q.to,
+        (limit + 1) as i64
+    ])?;
+    let mut messages = Vec::with_capacity(limit + 1);
+    while let Some(row) = rows_.next()? {
+        messages.push(rows::message(row, 0)?);
+    }
+    let next = if messages.len() > limit {
+        messages.truncate(limit);
+        messages.last().map(|m| Cursor(m.id))
+    } else {
+        None
+    };
+    Ok(Page { messages, next })
+}
+
+pub(super) fn receipt_overdue(
+    conn: &Connection,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<MessageId>, StoreError> {
+    let limit = check_limit(limit)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM messages INDEXED BY messages_waiting \
+         WHERE state = 2 AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+    )?;
+    let mut q = stmt.query(params![now.as_millis(), limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = q.next()? {
+        let id: Vec<u8> = row.get(0)?;
+        out.push(rows::message_id(&id)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn recover(conn: &Connection) -> Result<Recovery, StoreError> {
+    snapshot(conn, |conn| {
+        let mut in_doubt = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_state \
+                 WHERE state = 1 ORDER BY id"
+            ))?;
+            let mut q = stmt.query([])?;
+            let mut found = Vec::new();
+            while let Some(row) = q.next()? {
+                found.push((row.get::<_, i64>(0)?, rows::message(row, 1)?));
+            }
+            for (rid, message) in found {
+                in_doubt.push(detail(conn, rid, message)?);
+            }
+        }
+        let mut ready = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, next_at FROM messages INDEXED BY messages_ready \
+                 WHERE state IN (0, 3) ORDER BY priority DESC, next_at, rid",
+            )?;
+            let mut q = stmt.query([])?;
+            while let Some(row) = q.next()? {
+                let id: Vec<u8> = row.get(0)?;
+                let at: Option<i64> = row.get(1)?;
+                ready.push((
+                    rows::message_id(&id)?,
+                    Timestamp::from_millis(at.unwrap_or(0)),
+                ));
+            }
+        }
+        let awaiting: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_waiting WHERE state = 2",
+            )?
+            .query_row([], |row| row.get(0))?;
+        Ok(Recovery {
+            in_doubt,
+            ready,
+            awaiting_receipts: u64::try_from(awaiting).unwrap_or(0),
+        })
+    })
+}
+
+pub(super) fn get_suppression(
+    conn: &Connection,
+    number: &str,
+) -> Result<Option<Suppression>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE number = ?1"
+    ))?
+    .query_row([number], |row| Ok(rows::suppression(row)))
+    .optional()?
+    .transpose()
+}
+
+pub(super) fn list_suppressions(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Suppression>, StoreError> {
+    let limit = check_limit(limit)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE number > ?1 \
+         ORDER BY number LIMIT ?2"
+    ))?;
+    let mut q = stmt.query(params![after.unwrap_or(""), limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = q.next()? {
+        out.push(rows::suppression(row)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn list_mo(
+    conn: &Connection,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Mo>, StoreError> {
+    let limit = check_limit(limit)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MO_COLUMNS} FROM mo WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let mut q = stmt.query(params![after.unwrap_or(i64::MIN), limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = q.next()? {
+        out.push(rows::mo(row)?);
+    }
+    Ok(out)
+}
+
+/// Counts per state, for the writer's starting point.
+pub(super) fn count_states(conn: &Connection) -> Result<[i64; 10], StoreError> {
+    let mut counts = [0i64; 10];
+    let mut stmt = conn
+        .prepare("SELECT state, count(*) FROM messages INDEXED BY messages_state GROUP BY state")?;
+    let mut q = stmt.query([])?;
+    while let Some(row) = q.next()? {
+        let state = rows::state(row.get(0)?)?;
+        counts[usize::from(state.code())] = row.get(1)?;
+    }
+    Ok(counts)
+}

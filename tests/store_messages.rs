@@ -1,0 +1,406 @@
+//! The store on disk: accepting messages, idempotency keys, suppressions, reads and paging.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smppd::sms::Encoding;
+use smppd::store::{
+    AcceptOutcome, ListQuery, ManualClock, MessageId, MessageState, NewMessage, Priority,
+    SplitMix64, SqliteConfig, SqliteStore, Store, StoreError, SuppressionSource, Timestamp,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn message(to: &str) -> NewMessage {
+    NewMessage {
+        idempotency_key: None,
+        to: to.into(),
+        from: "Brand".into(),
+        body: "hello".into(),
+        encoding: Encoding::Gsm7,
+        parts: 1,
+        priority: Priority::default(),
+        expires_at: Timestamp::from_millis(T0 + 86_400_000),
+        not_before: None,
+        callback_url: None,
+        carrier: None,
+        tags: None,
+    }
+}
+
+fn keyed(to: &str, key: &str) -> NewMessage {
+    NewMessage {
+        idempotency_key: Some(key.into()),
+        ..message(to)
+    }
+}
+
+async fn open(dir: &Path, clock: &ManualClock) -> SqliteStore {
+    SqliteStore::open_with(
+        SqliteConfig::in_dir(dir),
+        Arc::new(clock.clone()),
+        Box::new(SplitMix64::new(7)),
+    )
+    .await
+    .expect("open store")
+}
+
+fn inserted(outcome: &AcceptOutcome) -> MessageId {
+    match outcome {
+        AcceptOutcome::Inserted(id) => *id,
+        other => panic!("expected an insert, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_message_reads_back_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let new = NewMessage {
+        idempotency_key: Some("order-17".into()),
+        to: "+447700900123".into(),
+        from: "MyBrand".into(),
+        body: "Your code is 1234 — ünïcödé".into(),
+        encoding: Encoding::Ucs2,
+        parts: 2,
+        priority: Priority::MAX,
+        expires_at: Timestamp::from_millis(T0 + 3_600_000),
+        not_before: Some(Timestamp::from_millis(T0 + 5_000)),
+        callback_url: Some("https://example.test/cb".into()),
+        carrier: Some("vodafone".into()),
+        tags: Some(r#"{"campaign":"x"}"#.into()),
+    };
+    let out = store.accept(vec![new.clone()]).await.unwrap();
+    let id = inserted(&out[0]);
+    assert_eq!(id.timestamp(), Timestamp::from_millis(T0));
+
+    let got = store.get(id).await.unwrap().expect("stored");
+    let m = got.message;
+    assert_eq!(m.id, id);
+    assert_eq!(m.idempotency_key, new.idempotency_key);
+    assert_eq!(m.to, new.to);
+    assert_eq!(m.from, new.from);
+    assert_eq!(m.body, new.body);
+    assert_eq!(m.encoding, Encoding::Ucs2);
+    assert_eq!(m.parts, 2);
+    assert_eq!(m.priority, Priority::MAX);
+    assert_eq!(m.expires_at, new.expires_at);
+    assert_eq!(m.callback_url, new.callback_url);
+    assert_eq!(m.carrier, new.carrier);
+    assert_eq!(m.tags, new.tags);
+    assert_eq!(m.state, MessageState::Accepted);
+    assert_eq!(m.reason, None);
+    assert_eq!(m.created_at, Timestamp::from_millis(T0));
+    assert_eq!(m.updated_at, Timestamp::from_millis(T0));
+    assert_eq!(m.next_attempt_at, Some(Timestamp::from_millis(T0 + 5_000)));
+    assert_eq!((m.attempts, m.in_doubt_resubmits), (0, 0));
+    assert!(got.parts.is_empty() && got.attempts.is_empty() && got.receipts.is_empty());
+
+    let missing = MessageId::from_u128(id.as_u128() + 1);
+    assert_eq!(store.get(missing).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_message_in_order_with_increasing_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let batch: Vec<_> = (0..1000)
+        .map(|i| message(&format!("+4470000{i:05}")))
+        .collect();
+    let out = store.accept(batch).await.unwrap();
+    assert_eq!(out.len(), 1000);
+    let ids: Vec<_> = out.iter().map(inserted).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let last = store.get(ids[999]).await.unwrap().unwrap();
+    assert_eq!(last.message.to, "+447000000999");
+    assert_eq!(
+        store.counts().await.unwrap().get(MessageState::Accepted),
+        1000
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_original_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let first = inserted(&store.accept(vec![keyed("+1555", "k1")]).await.unwrap()[0]);
+    clock.advance(Duration::from_secs(3600));
+    let again = store
+        .accept(vec![keyed("+1999", "k1"), keyed("+1555", "k2")])
+        .await
+        .unwrap();
+    assert_eq!(again[0], AcceptOutcome::Duplicate(first));
+    assert!(matches!(again[1], AcceptOutcome::Inserted(_)));
+    // The duplicate stored nothing: the original is untouched.
+    let m = store.get(first).await.unwrap().unwrap().message;
+    assert_eq!(m.to, "+1555");
+    assert_eq!(store.counts().await.unwrap().get(MessageState::Accepted), 2);
+}
+
+#[tokio::test]
+async fn a_key_repeated_within_one_batch_inserts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let out = store
+        .accept(vec![
+            keyed("+1", "same"),
+            message("+2"),
+            keyed("+3", "same"),
+            keyed("+4", "same"),
+        ])
+        .await
+        .unwrap();
+    let id = inserted(&out[0]);
+    assert_eq!(out[2], AcceptOutcome::Duplicate(id));
+    assert_eq!(out[3], AcceptOutcome::Duplicate(id));
+    assert_eq!(store.counts().await.unwrap().get(MessageState::Accepted), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_with_one_key_make_exactly_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batch: Vec<_> = (0..50).map(|i| message(&format!("+{t}{i}"))).collect();
+            batch.insert(t % 50, keyed("+999", "contended"));
+            let out = store.accept(batch).await.unwrap();
+            out[t % 50].id().unwrap()
+        }));
+    }
+    let mut ids = HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1, "every batch saw the same message");
+    assert_eq!(
+        store.counts().await.unwrap().get(MessageState::Accepted),
+        16 * 50 + 1
+    );
+}
+
+#[tokio::test]
+async fn a_key_is_free_again_after_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let first = inserted(&store.accept(vec![keyed("+1", "k")]).await.unwrap()[0]);
+    clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        store.accept(vec![keyed("+1", "k")]).await.unwrap()[0],
+        AcceptOutcome::Duplicate(first),
+        "exactly 24 h later is still within the window"
+    );
+    clock.advance(Duration::from_millis(1));
+    let second = inserted(&store.accept(vec![keyed("+1", "k")]).await.unwrap()[0]);
+    assert_ne!(first, second);
+    assert_eq!(
+        store.accept(vec![keyed("+1", "k")]).await.unwrap()[0],
+        AcceptOutcome::Duplicate(second)
+    );
+}
+
+#[tokio::test]
+async fn a_suppressed_destination_is_refused_at_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let s = store
+        .put_suppression("+1666".into(), "STOP".into(), SuppressionSource::MoKeyword)
+        .await
+        .unwrap();
+    let out = store
+        .accept(vec![
+            message("+1666"),
+            keyed("+1666", "k"),
+            message("+1777"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0], AcceptOutcome::Suppressed(s.clone()));
+    assert_eq!(out[1], AcceptOutcome::Suppressed(s));
+    assert!(matches!(out[2], AcceptOutcome::Inserted(_)));
+    // A suppressed message records no idempotency key.
+    store.delete_suppression("+1666".into()).await.unwrap();
+    assert!(matches!(
+        store.accept(vec![keyed("+1666", "k")]).await.unwrap()[0],
+        AcceptOutcome::Inserted(_)
+    ));
+}
+
+#[tokio::test]
+async fn suppressions_are_put_read_listed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    for n in ["+3", "+1", "+2"] {
+        store
+            .put_suppression(n.into(), "complaint".into(), SuppressionSource::Api)
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(10));
+    let replaced = store
+        .put_suppression("+2".into(), "STOP".into(), SuppressionSource::MoKeyword)
+        .await
+        .unwrap();
+    assert_eq!(replaced.created_at, Timestamp::from_millis(T0 + 10_000));
+
+    assert!(store.is_suppressed("+1".into()).await.unwrap());
+    assert!(!store.is_suppressed("+4".into()).await.unwrap());
+    assert_eq!(
+        store.get_suppression("+2".into()).await.unwrap(),
+        Some(replaced)
+    );
+
+    let page = store.list_suppressions(None, 2).await.unwrap();
+    let numbers: Vec<_> = page.iter().map(|s| s.number.as_str()).collect();
+    assert_eq!(numbers, ["+1", "+2"]);
+    let rest = store.list_suppressions(Some("+2".into()), 2).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].number, "+3");
+    assert_eq!(rest[0].source, SuppressionSource::Api);
+
+    assert!(store.delete_suppression("+1".into()).await.unwrap());
+    assert!(!store.delete_suppression("+1".into()).await.unwrap());
+    assert!(!store.is_suppressed("+1".into()).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_or_with_zero_parts_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let big: Vec<_> = (0..1001).map(|_| message("+1")).collect();
+    let err = store.accept(big).await.unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::TooMany {
+            len: 1001,
+            max: 1000,
+            ..
+        }
+    ));
+    assert!(err.is_caller_error());
+
+    let zero = NewMessage {
+        parts: 0,
+        ..message("+2")
+    };
+    let err = store.accept(vec![message("+1"), zero]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { field: "parts", .. }));
+    assert_eq!(store.counts().await.unwrap().open(), 0);
+    assert_eq!(store.accept(Vec::new()).await.unwrap(), Vec::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_visits_every_message_once_while_new_ones_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let mut expected = Vec::new();
+    for round in 0..5 {
+        let batch: Vec<_> = (0..47).map(|i| message(&format!("+{round}{i}"))).collect();
+        expected.extend(store.accept(batch).await.unwrap().iter().map(inserted));
+        clock.advance(Duration::from_millis(3));
+    }
+    expected.reverse(); // newest first
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list(ListQuery {
+                cursor: cursor.clone(),
+                limit: 20,
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.messages.len() <= 20);
+        seen.extend(page.messages.iter().map(|m| m.id));
+        // Newer messages arriving mid-way do not disturb the pages still to come.
+        store.accept(vec![message("+new")]).await.unwrap();
+        match page.next {
+            Some(next) => {
+                // A cursor survives a round trip through its string form (an API client).
+                cursor = Some(smppd::store::Cursor::parse(&next.to_string()).unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 12); // 235 messages in pages of 20
+}
+
+#[tokio::test]
+async fn list_filters_by_state_destination_and_creation_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let early = inserted(&store.accept(vec![message("+100")]).await.unwrap()[0]);
+    clock.advance(Duration::from_secs(60));
+    let out = store
+        .accept(vec![message("+100"), message("+200"), message("+200")])
+        .await
+        .unwrap();
+    let ids: Vec<_> = out.iter().map(inserted).collect();
+    // Claim the oldest two so there are two states.
+    let claimed = store.claim(2).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [early, ids[0]]
+    );
+
+    let q = |state, to: Option<&str>, since| ListQuery {
+        state,
+        to: to.map(str::to_owned),
+        since,
+        cursor: None,
+        limit: 100,
+    };
+    let page_ids = |p: smppd::store::Page| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+
+    let to_100 = store.list(q(None, Some("+100"), None)).await.unwrap();
+    assert_eq!(page_ids(to_100), [ids[0], early]);
+    let submitting = store
+        .list(q(Some(MessageState::Submitting), None, None))
+        .await
+        .unwrap();
+    assert_eq!(page_ids(submitting), [ids[0], early]);
+    let accepted_to_200 = store
+        .list(q(Some(MessageState::Accepted), Some("+200"), None))
+        .await
+        .unwrap();
+    assert_eq!(page_ids(accepted_to_200), [ids[2], ids[1]]);
+    let recent = store
+        .list(q(None, None, Some(Timestamp::from_millis(T0 + 60_000))))
+        .await
+        .unwrap();
+    assert_eq!(page_ids(recent), [ids[2], ids[1], ids[0]]);
+    let none = store
+        .list(q(Some(MessageState::Delivered), None, None))
+        .await
+        .unwrap();
+    assert!(none.messages.is_empty() && none.next.is_none());
+
+    let err = store
+        .list(ListQuery {
+            limit: 5000,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_caller_error());
+}

@@ -1,0 +1,405 @@
+//! The store on disk as the receipt handler uses it: receipts matched to parts in either
+//! order, roll-up information, MO messages.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smppd::pdu::CommandStatus;
+use smppd::sms::{
+    Encoding, IdFormat, IdNormalizer, MessageIdKey, ReceiptStat, normalize_message_id,
+};
+use smppd::store::{
+    AfterAttempt, AttemptOutcome, ManualClock, MessageId, MessageState, NewAttempt, NewMessage,
+    NewMo, NewReceipt, PartState, Priority, ReceiptOutcome, SplitMix64, SqliteConfig, SqliteStore,
+    Store, Timestamp, Update, UpdateOutcome,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + ms)
+}
+
+async fn open(dir: &Path, clock: &ManualClock) -> SqliteStore {
+    SqliteStore::open_with(
+        SqliteConfig::in_dir(dir),
+        Arc::new(clock.clone()),
+        Box::new(SplitMix64::new(5)),
+    )
+    .await
+    .expect("open store")
+}
+
+/// Accepts and claims a message of `parts` parts.
+async fn claimed(store: &SqliteStore, parts: u16) -> MessageId {
+    let m = NewMessage {
+        idempotency_key: None,
+        to: "+447700900123".into(),
+        from: "Brand".into(),
+        body: "x".repeat(200),
+        encoding: Encoding::Gsm7,
+        parts,
+        priority: Priority::default(),
+        expires_at: at(86_400_000),
+        not_before: None,
+        callback_url: None,
+        carrier: None,
+        tags: None,
+    };
+    let id = store.accept(vec![m]).await.unwrap()[0].id().unwrap();
+    let got = store.claim(1).await.unwrap();
+    assert_eq!(got[0].id, id);
+    id
+}
+
+fn submitted(id: MessageId, part: u16, carrier: &str, raw: &str, key: MessageIdKey) -> Update {
+    Update::PartSubmitted {
+        id,
+        part,
+        carrier: carrier.into(),
+        bind: format!("{carrier}-1"),
+        carrier_message_id: raw.into(),
+        key,
+    }
+}
+
+fn receipt(carrier: &str, raw_id: &str, key: MessageIdKey, stat: ReceiptStat) -> NewReceipt {
+    NewReceipt {
+        carrier: carrier.into(),
+        carrier_message_id: raw_id.into(),
+        key,
+        raw: format!(
+            "id:{raw_id} sub:001 dlvrd:001 submit date:2401151230 done date:2401151231 \
+             stat:{stat} err:000 Text:hello"
+        ),
+        stat: Some(stat),
+        err: Some("000".into()),
+    }
+}
+
+fn hex(id: &str) -> MessageIdKey {
+    normalize_message_id(id, IdFormat::Hex)
+}
+
+#[tokio::test]
+async fn a_receipt_after_the_response_matches_the_part_and_reports_the_rollup() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "1A2B", hex("1A2B")),
+            Update::AttemptFinished {
+                id,
+                attempt: NewAttempt {
+                    carrier: "acme".into(),
+                    bind: "acme-1".into(),
+                    parts: 1,
+                    command_status: Some(CommandStatus::ESME_ROK),
+                    outcome: AttemptOutcome::Accepted,
+                    detail: None,
+                    started_at: at(0),
+                    ended_at: at(0),
+                },
+                next: AfterAttempt::Submitted {
+                    receipt_deadline: at(1_000_000),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(4));
+
+    let out = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "1a2b",
+            hex("1a2b"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(m) = &out[0] else {
+        panic!("expected a match, got {out:?}");
+    };
+    assert_eq!(m.message_id, id);
+    assert_eq!(m.part, 0);
+    assert_eq!(m.message_state, MessageState::Submitted);
+    assert_eq!(m.parts_total, 1);
+    assert_eq!(m.parts.len(), 1);
+    assert_eq!(m.parts[0].state, PartState::Delivered);
+    assert_eq!(m.parts[0].stat, Some(ReceiptStat::Delivered));
+    assert_eq!(m.parts[0].err.as_deref(), Some("000"));
+    assert!(m.all_parts_final());
+
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Delivered);
+    assert_eq!(d.parts[0].receipt_at, Some(at(4_000)));
+    assert_eq!(d.receipts.len(), 1);
+    let r = &d.receipts[0];
+    assert_eq!(r.id, m.receipt_id);
+    assert_eq!(r.part, Some(0));
+    assert_eq!(r.carrier, "acme");
+    assert_eq!(r.carrier_message_id, "1a2b");
+    assert_eq!(r.key, hex("1A2B").as_str());
+    assert_eq!(r.stat, Some(ReceiptStat::Delivered));
+    assert!(r.raw.contains("stat:DELIVRD"));
+    assert_eq!(r.received_at, at(4_000));
+}
+
+#[tokio::test]
+async fn a_receipt_before_the_response_is_matched_when_the_response_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    // The carrier writes hex in submit_sm_resp and decimal in receipts.
+    let ids = IdNormalizer {
+        submit_resp: IdFormat::Hex,
+        receipt: IdFormat::Decimal,
+    };
+    let out = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "0439041101",
+            ids.receipt_key("0439041101"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Unmatched { receipt_id } = out[0] else {
+        panic!("nothing to match yet, got {out:?}");
+    };
+    assert!(store.get(id).await.unwrap().unwrap().receipts.is_empty());
+
+    let out = store
+        .apply(vec![submitted(
+            id,
+            0,
+            "acme",
+            "1A2B3C4D",
+            ids.submit_resp_key("1A2B3C4D"),
+        )])
+        .await
+        .unwrap();
+    let UpdateOutcome::ReceiptMatched(m) = &out[0] else {
+        panic!("the stored receipt should match, got {out:?}");
+    };
+    assert_eq!(m.receipt_id, receipt_id);
+    assert_eq!(m.message_id, id);
+    assert_eq!(m.parts[0].state, PartState::Delivered);
+    assert!(m.all_parts_final());
+
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Delivered);
+    assert_eq!(d.receipts.len(), 1);
+    assert_eq!(d.receipts[0].part, Some(0));
+
+    // Matched once: a later part with the same key does not take it again.
+    let other = claimed(&store, 1).await;
+    let out = store
+        .apply(vec![submitted(
+            other,
+            0,
+            "acme",
+            "1A2B3C4D",
+            ids.submit_resp_key("1A2B3C4D"),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(out[0], UpdateOutcome::Applied);
+}
+
+#[tokio::test]
+async fn a_multipart_rollup_reports_every_parts_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 3).await;
+    store
+        .apply(
+            (0..3)
+                .map(|i| submitted(id, i, "acme", &format!("m{i}"), hex(&format!("a{i}"))))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let out = store
+        .store_receipts(vec![
+            receipt("acme", "a0", hex("a0"), ReceiptStat::Delivered),
+            receipt("acme", "a2", hex("a2"), ReceiptStat::Enroute),
+        ])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(second) = &out[1] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(second.part, 2);
+    assert_eq!(second.parts_total, 3);
+    let states: Vec<_> = second.parts.iter().map(|p| (p.index, p.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (0, PartState::Delivered),
+            (1, PartState::Submitted),
+            (2, PartState::Submitted)
+        ]
+    );
+    assert_eq!(second.parts[2].stat, Some(ReceiptStat::Enroute));
+    assert!(!second.all_parts_final());
+
+    let out = store
+        .store_receipts(vec![
+            receipt("acme", "a1", hex("a1"), ReceiptStat::Delivered),
+            receipt("acme", "a2", hex("a2"), ReceiptStat::Undeliverable),
+        ])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(last) = &out[1] else {
+        panic!("{out:?}");
+    };
+    assert!(last.all_parts_final());
+    assert_eq!(last.parts[2].state, PartState::Undelivered);
+    assert_eq!(last.parts[2].stat, Some(ReceiptStat::Undeliverable));
+    assert_eq!(store.get(id).await.unwrap().unwrap().receipts.len(), 4);
+}
+
+#[tokio::test]
+async fn a_late_intermediate_receipt_does_not_undo_a_final_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(id, 0, "acme", "9", hex("9"))])
+        .await
+        .unwrap();
+    store
+        .store_receipts(vec![
+            receipt("acme", "9", hex("9"), ReceiptStat::Delivered),
+            receipt("acme", "9", hex("9"), ReceiptStat::Enroute),
+        ])
+        .await
+        .unwrap();
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Delivered);
+    assert_eq!(d.parts[0].receipt_stat, Some(ReceiptStat::Delivered));
+    assert_eq!(d.receipts.len(), 2, "both receipts are kept");
+}
+
+#[tokio::test]
+async fn receipts_match_only_parts_of_the_same_carrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let a = claimed(&store, 1).await;
+    let b = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(a, 0, "acme", "55", hex("55")),
+            submitted(b, 0, "globex", "55", hex("55")),
+        ])
+        .await
+        .unwrap();
+    let out = store
+        .store_receipts(vec![
+            receipt("globex", "55", hex("55"), ReceiptStat::Delivered),
+            receipt("initech", "55", hex("55"), ReceiptStat::Delivered),
+        ])
+        .await
+        .unwrap();
+    match &out[0] {
+        ReceiptOutcome::Matched(m) => assert_eq!(m.message_id, b),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(out[1], ReceiptOutcome::Unmatched { .. }));
+    let pa = &store.get(a).await.unwrap().unwrap().parts[0];
+    assert_eq!(pa.state, PartState::Submitted);
+}
+
+#[tokio::test]
+async fn a_reused_carrier_id_matches_the_most_recent_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let old = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(old, 0, "acme", "7", hex("7"))])
+        .await
+        .unwrap();
+    let new = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(new, 0, "acme", "7", hex("7"))])
+        .await
+        .unwrap();
+    let out = store
+        .store_receipts(vec![receipt("acme", "7", hex("7"), ReceiptStat::Delivered)])
+        .await
+        .unwrap();
+    match &out[0] {
+        ReceiptOutcome::Matched(m) => assert_eq!(m.message_id, new),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_without_a_stat_is_kept_and_leaves_the_part_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(id, 0, "acme", "3", hex("3"))])
+        .await
+        .unwrap();
+    let out = store
+        .store_receipts(vec![NewReceipt {
+            stat: None,
+            err: None,
+            raw: "garbled".into(),
+            ..receipt("acme", "3", hex("3"), ReceiptStat::Delivered)
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], ReceiptOutcome::Matched(_)));
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Submitted);
+    assert_eq!(d.parts[0].receipt_stat, None);
+    assert_eq!(d.receipts[0].raw, "garbled");
+}
+
+#[tokio::test]
+async fn mo_messages_are_stored_and_listed_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        clock.advance(Duration::from_millis(10));
+        ids.push(
+            store
+                .store_mo(NewMo {
+                    carrier: "acme".into(),
+                    from: format!("+4470000000{i}"),
+                    to: "12345".into(),
+                    text: if i == 3 {
+                        "STOP".into()
+                    } else {
+                        format!("hi {i}")
+                    },
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let first = store.list_mo(None, 3).await.unwrap();
+    assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!(first[0].mo.from, "+44700000000");
+    assert_eq!(first[0].received_at, at(10));
+    let rest = store.list_mo(Some(ids[2]), 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(rest[0].mo.text, "STOP");
+    assert_eq!(rest[0].mo.carrier, "acme");
+}
