@@ -19,5 +19,5 @@ pub mod pdu;
 pub mod routing;
 pub mod session;
 pub mod sms;
-pub mod webhook;
 pub mod store;
+pub mod webhook;
