@@ -7,7 +7,14 @@
 //! - [`sms`]: text, not wire: GSM 03.38 / UCS2 / Latin-1, data_coding choice, segmentation
 //!   (UDH 8/16-bit, SAR, message_payload), reassembly, and delivery-receipt parsing.
 //! - [`session`]: one ESME bind as a sans-IO state machine: bind, window, timers, unbind.
+//! - [`conn`]: the tokio driver of one bind: a session over TCP or TLS, batched writes.
+//! - [`carrier`]: a carrier's pool of binds: supervisors (reconnect), throttle, window,
+//!   circuit breakers, bind choice, graceful shutdown.
+//! - [`metrics`]: every metric name the engine records.
 
+pub mod carrier;
+pub mod conn;
+pub mod metrics;
 pub mod pdu;
 pub mod session;
 pub mod sms;

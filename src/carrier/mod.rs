@@ -1,0 +1,5 @@
+//! A carrier's pool of binds.
+pub mod backoff;
+pub mod breaker;
+pub mod config;
+pub mod throttle;
