@@ -1,1 +1,2 @@
+//! Placeholder until the load bench lands.
 fn main() {}

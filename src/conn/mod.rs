@@ -253,9 +253,9 @@ pub trait Observer {
     /// A part has its outcome. `round_trip` is the time from writing it to its response, for
     /// parts that got one.
     fn part_done(&mut self, now: Instant, outcome: &PartOutcome, round_trip: Option<Duration>);
-    /// An inbound request to hand to the application. Give it back if it cannot be taken now;
-    /// it is then answered ESME_RX_T_APPN.
-    fn inbound(&mut self, inbound: Inbound) -> Result<(), Inbound>;
+    /// An inbound request to hand to the application. Give it back (`Some`) if it cannot be
+    /// taken now; it is then answered ESME_RX_T_APPN.
+    fn inbound(&mut self, inbound: Inbound) -> Option<Inbound>;
     /// A response came for a part reported [`PartOutcome::TimedOut`].
     fn late_response(&mut self, reference: u64, part: usize, outcome: PartOutcome);
     /// Something irregular the session handled by itself.
@@ -312,6 +312,9 @@ struct Driver<'o, O: Observer> {
     answers_tx: mpsc::Sender<(u32, CommandStatus)>,
     bound_at: Option<Instant>,
     close_reason: Option<CloseReason>,
+    /// Complete messages, answered after the observer's flush so that whoever reads an
+    /// outcome finds the bind's health already updated.
+    replies: Vec<(oneshot::Sender<Vec<PartOutcome>>, Vec<PartOutcome>)>,
 }
 
 /// Runs `session` over `stream` until the session closes. Returns why, after the last output
@@ -350,6 +353,7 @@ where
         answers_tx,
         bound_at: None,
         close_reason: None,
+        replies: Vec::with_capacity(window),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut codec = PduCodec::with_max_len(max_pdu_len);
@@ -366,6 +370,9 @@ where
         d.drain_events(now);
         d.session.poll_transmit(&mut wbuf);
         d.observer.flush(now);
+        for (reply, outcomes) in d.replies.drain(..) {
+            let _ = reply.send(outcomes);
+        }
         if let Some(reason) = d.closed_reason() {
             break reason;
         }
@@ -386,7 +393,14 @@ where
             }
             () = shutdown.graceful.cancelled(), if !unbinding => {
                 unbinding = true;
-                d.session.unbind(Instant::now());
+                // Messages already handed over go out first: they were accepted before the
+                // shutdown began (the pool stops taking new ones before it signals).
+                while let Ok(command) = submits.try_recv() {
+                    d.accept(command);
+                }
+                let now = Instant::now();
+                d.pump(now);
+                d.session.unbind(now);
             }
             // Cancel safe: on completion `n` octets have left and are consumed below; if
             // another branch wins nothing was written.
@@ -590,7 +604,7 @@ impl<O: Observer> Driver<'_, O> {
         if complete && let Some(message) = self.messages[index].take() {
             let outcomes = message.outcomes.into_iter().flatten().collect();
             if let Some(reply) = message.reply {
-                let _ = reply.send(outcomes);
+                self.replies.push((reply, outcomes));
             }
             self.free.push(index);
         }
@@ -677,7 +691,7 @@ impl<O: Observer> Driver<'_, O> {
                 sequence_number,
             },
         };
-        if let Err(mut inbound) = self.observer.inbound(inbound) {
+        if let Some(mut inbound) = self.observer.inbound(inbound) {
             inbound.responder.defuse();
             let _ = self
                 .session
