@@ -12,9 +12,16 @@
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
 //! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
 //! - [`store`]: the durable message store: the `Store` trait and its embedded SQLite default.
+//! - [`conn`]: the tokio driver of one bind: a session over TCP or TLS, batched writes.
+//! - [`carrier`]: a carrier's pool of binds: supervisors (reconnect), throttle, window,
+//!   circuit breakers, bind choice, graceful shutdown.
+//! - [`metrics`]: every metric name the engine records.
 
 pub mod api;
+pub mod carrier;
+pub mod conn;
 pub mod dispatch;
+pub mod metrics;
 pub mod pdu;
 pub mod routing;
 pub mod session;

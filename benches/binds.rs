@@ -1,0 +1,2 @@
+//! Placeholder until the load bench lands.
+fn main() {}
