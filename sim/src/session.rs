@@ -260,6 +260,9 @@ struct Submission<'a> {
     data_coding: u8,
     payload: &'a [u8],
     sar: Option<Sar>,
+    /// The id the ESME was given for this message when it is not this destination's own:
+    /// submit_multi_resp carries one id, and every destination's receipt names it.
+    given_id: Option<&'a str>,
 }
 
 impl Conn {
@@ -604,6 +607,7 @@ impl Conn {
                     total: s.total_segments,
                     seq: s.segment_seqnum,
                 }),
+                given_id: None,
             },
         );
         let body = Body::SubmitSmResp(Some(SmResp {
@@ -650,6 +654,7 @@ impl Conn {
                     total: s.total_segments,
                     seq: s.segment_seqnum,
                 }),
+                given_id: None,
             },
         );
         let body = Body::DataSmResp(Some(SmResp {
@@ -673,7 +678,7 @@ impl Conn {
             return self.respond_with_faults(now, pdu, &faults);
         }
         let mut failed = Vec::new();
-        let mut first_id = None;
+        let mut first_id: Option<String> = None;
         for dest in m.dest_addresses.as_slice() {
             match dest {
                 DestAddress::Sme {
@@ -697,6 +702,7 @@ impl Conn {
                             data_coding: m.data_coding.0,
                             payload: m.short_message.as_bytes(),
                             sar: None,
+                            given_id: first_id.as_deref(),
                         },
                     );
                     first_id.get_or_insert(id);
@@ -784,7 +790,7 @@ impl Conn {
         }
         let text = sms::decode_text(s.data_coding, s.udhi, s.payload, &acct.text_options);
         let body = receipt_body(&ReceiptFacts {
-            message_id: &id,
+            message_id: s.given_id.unwrap_or(&id),
             id_format: shared.config.message_id_format,
             text_id: acct.config.receipts.text_id,
             format: acct.config.receipts.format,
