@@ -755,6 +755,7 @@ impl Conn {
                     state,
                     done: Some(submitted + final_in),
                     error_code: outcome.err.min(255) as u8,
+                    data_coding: s.data_coding,
                 },
             );
         }
@@ -830,12 +831,14 @@ impl Conn {
     }
 
     fn query_sm(&mut self, seq: u32, q: &smppd::pdu::QuerySm) {
-        if let Err(status) = self.submitter() {
-            return self.refuse(CommandId::QUERY_SM, seq, status);
-        }
+        let account = match self.submitter() {
+            Ok((account, _)) => account,
+            Err(status) => return self.refuse(CommandId::QUERY_SM, seq, status),
+        };
+        // Another account's messages are not visible (3.4 §4.8.1).
         let found = q.message_id.as_str().and_then(|id| {
             let table = self.shared.messages.lock().ok()?;
-            table.get(id).cloned()
+            table.get(id).filter(|m| m.account == account).cloned()
         });
         let Some(m) = found else {
             return self.refuse(CommandId::QUERY_SM, seq, CommandStatus::ESME_RINVMSGID);
@@ -904,26 +907,31 @@ impl Conn {
     }
 
     fn replace_sm(&mut self, seq: u32, r: &smppd::pdu::ReplaceSm) {
-        if let Err(status) = self.submitter() {
-            return self.refuse(CommandId::REPLACE_SM, seq, status);
-        }
+        let account = match self.submitter() {
+            Ok((account, _)) => account,
+            Err(status) => return self.refuse(CommandId::REPLACE_SM, seq, status),
+        };
         let wall = SystemTime::now();
         let id = r.message_id.to_string();
-        let replaceable = match self.shared.messages.lock() {
-            Ok(table) => table.get(&id).is_some_and(|m| {
-                m.done.is_some_and(|d| d > wall)
-                    && m.source_addr.as_bytes() == r.source_addr.as_bytes()
-            }),
-            Err(_) => false,
+        // Only a pending message of this account, from the same source (3.4 §4.10.1).
+        let data_coding = match self.shared.messages.lock() {
+            Ok(table) => table
+                .get(&id)
+                .filter(|m| {
+                    m.account == account
+                        && m.done.is_some_and(|d| d > wall)
+                        && m.source_addr.as_bytes() == r.source_addr.as_bytes()
+                })
+                .map(|m| m.data_coding),
+            Err(_) => None,
         };
-        if !replaceable {
+        let Some(data_coding) = data_coding else {
             return self.refuse(CommandId::REPLACE_SM, seq, CommandStatus::ESME_RREPLACEFAIL);
-        }
+        };
+        let options = &self.shared.accounts[account].text_options;
+        let text = sms::decode_text(data_coding, false, r.short_message.as_bytes(), options);
         if let Ok(mut handset) = self.shared.handset.lock() {
-            handset.replace_text(
-                &id,
-                String::from_utf8_lossy(r.short_message.as_bytes()).into_owned(),
-            );
+            handset.replace_text(&id, text);
         }
         self.respond(seq, CommandStatus::ESME_ROK, Body::ReplaceSmResp);
     }

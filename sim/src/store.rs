@@ -17,6 +17,9 @@ pub(crate) struct StoredMessage {
     pub(crate) state: MessageState,
     pub(crate) done: Option<SystemTime>,
     pub(crate) error_code: u8,
+    /// The data_coding it was submitted with; replace_sm text is read in it (replace_sm has
+    /// no data_coding of its own, 3.4 §4.10.1).
+    pub(crate) data_coding: u8,
 }
 
 /// Messages by id, bounded: inserting past the limit forgets the oldest.
