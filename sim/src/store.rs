@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 use smppd::pdu::MessageState;
-use smppd::sms::{CarrierTextOptions, Fragment, Reassembler, ReassemblyConfig, Sar};
+use smppd::sms::{
+    CarrierTextOptions, Concat, ConcatKind, Fragment, Reassembler, ReassemblyConfig, Sar,
+};
 
 /// One accepted short message.
 #[derive(Clone, Debug)]
@@ -87,7 +89,8 @@ pub struct HandsetMessage {
 /// Reassembles what arrives per (account, source, destination) and keeps the last messages.
 pub(crate) struct Handset {
     reassembler: Reassembler,
-    /// Ids of parts whose set is not complete yet, by fragment key.
+    /// Ids of parts whose set is not complete yet, by set ([`set_key`]): two long messages
+    /// to one handset may arrive interleaved, with single ones in between.
     pending_ids: HashMap<String, Vec<String>>,
     messages: VecDeque<HandsetMessage>,
     max: usize,
@@ -103,6 +106,32 @@ pub(crate) struct Arrival<'a> {
     pub(crate) sar: Option<Sar>,
     pub(crate) payload: &'a [u8],
     pub(crate) message_id: &'a str,
+}
+
+/// Names one concatenated set as the reassembler groups them: fragment key, mechanism,
+/// reference and total.
+fn set_key(key: &str, kind: ConcatKind, reference: u16, total: u8) -> String {
+    format!("{key}\u{1}{kind:?}\u{1}{reference}\u{1}{total}")
+}
+
+/// The part's concatenation info, read as the reassembler reads it: the UDH first, else
+/// valid SAR values.
+fn concat_of(arrival: &Arrival<'_>) -> Option<Concat> {
+    if arrival.udhi
+        && let Ok((udh, _)) = smppd::sms::parse_udh(arrival.payload)
+        && let Some(c) = udh.concat_info()
+    {
+        return Some(c);
+    }
+    arrival
+        .sar
+        .filter(|s| s.total > 0 && s.seq > 0 && s.seq <= s.total)
+        .map(|s| Concat {
+            reference: s.ref_num,
+            total: s.total,
+            seq: s.seq,
+            kind: ConcatKind::Sar,
+        })
 }
 
 impl Handset {
@@ -135,11 +164,22 @@ impl Handset {
         let result = self.reassembler.accept(now, &fragment, options);
         // Parts of sets that time out are forgotten with them.
         while let Some(expired) = self.reassembler.poll_expired() {
-            self.pending_ids.remove(&expired.key);
+            self.pending_ids.remove(&set_key(
+                &expired.key,
+                expired.kind,
+                expired.reference,
+                expired.total,
+            ));
         }
         match result {
             Ok(smppd::sms::Accepted::Complete(message)) => {
-                let mut ids = self.pending_ids.remove(&key).unwrap_or_default();
+                let mut ids = match message.concat {
+                    Some(c) if c.total > 1 => self
+                        .pending_ids
+                        .remove(&set_key(&key, c.kind, c.reference, c.total))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
                 ids.push(arrival.message_id.to_owned());
                 let parts = message.concat.map_or(1, |c| c.total);
                 self.push(HandsetMessage {
@@ -153,10 +193,13 @@ impl Handset {
                 });
             }
             Ok(smppd::sms::Accepted::Pending { .. }) => {
-                self.pending_ids
-                    .entry(key)
-                    .or_default()
-                    .push(arrival.message_id.to_owned());
+                // Pending means the part carried concatenation info.
+                if let Some(c) = concat_of(&arrival) {
+                    self.pending_ids
+                        .entry(set_key(&key, c.kind, c.reference, c.total))
+                        .or_default()
+                        .push(arrival.message_id.to_owned());
+                }
             }
             Ok(smppd::sms::Accepted::Duplicate) => {}
             Err(_) => {
