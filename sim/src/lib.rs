@@ -168,6 +168,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     ids: Mutex<IdGenerator>,
     pub(crate) next_session: AtomicU64,
+    /// The next concatenation reference for an MO message (8-bit UDH, low octet used).
+    next_mo_reference: AtomicU64,
     pub(crate) jobs: mpsc::Sender<(Instant, Job)>,
 }
 
@@ -227,6 +229,7 @@ impl Sim {
             ids: Mutex::new(IdGenerator::new(config.message_id_format, config.seed)),
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
+            next_mo_reference: AtomicU64::new(0),
             jobs,
             accounts,
             account_index,
@@ -398,7 +401,9 @@ impl SimHandle {
             max_parts: 255,
             ..account.text_options.clone()
         };
-        let reference = (self.shared.stats.mo_sent.load(Relaxed) % 256) as u16;
+        // One reference per injected message: taken from the parts sent so far, two messages
+        // injected before either went out would share one, and a handset could mix them.
+        let reference = (self.shared.next_mo_reference.fetch_add(1, Relaxed) % 256) as u16;
         let segments = sms::segment(text, &options, reference)?;
         let now = Instant::now();
         let count = segments.parts.len();
