@@ -362,11 +362,26 @@ impl SimHandle {
     }
 
     /// Replaces the account's faults; sessions see the change at once (a stall starts or
-    /// ends, a TPS limit applies to the next submit). `refuse_binds_secs` starts counting now.
+    /// ends, a TPS limit applies to the next submit, a disconnect_after_secs counts from each
+    /// bind's start). A `refuse_binds_secs` different from the current one starts counting
+    /// now; the same value leaves a running (or finished) outage alone, so changing another
+    /// fault does not refuse binds again.
     pub fn set_faults(&self, system_id: &str, faults: Faults) -> Result<(), SimError> {
+        let restart = self.faults(system_id)?.refuse_binds_secs != faults.refuse_binds_secs;
+        self.apply_faults(system_id, faults, restart)
+    }
+
+    /// Replaces the account's faults; `restart_outage` starts the `refuse_binds_secs` period
+    /// now (`POST /faults` does so when the request names that field).
+    pub(crate) fn apply_faults(
+        &self,
+        system_id: &str,
+        faults: Faults,
+        restart_outage: bool,
+    ) -> Result<(), SimError> {
         let account = self.account(system_id)?;
         let state = FaultState::new(faults).map_err(SimError::Config)?;
-        if let Ok(mut until) = account.refuse_until.lock() {
+        if restart_outage && let Ok(mut until) = account.refuse_until.lock() {
             *until = state
                 .faults
                 .refuse_binds_secs
