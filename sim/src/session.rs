@@ -198,7 +198,9 @@ where
                     None => conn.outbound = None,
                 }
             }
-            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !stalled => {
+            // What was answered before a stall still goes out: a stall stops reading and
+            // answering, it does not take back answers already given (and counted).
+            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
                 match written {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
