@@ -49,6 +49,8 @@ enum State {
 struct Bound {
     account: usize,
     bind_type: BindType,
+    bound_at: Instant,
+    /// `bound_at` plus the disconnect_after_secs fault, recomputed when the faults change.
     disconnect_at: Option<Instant>,
 }
 
@@ -166,8 +168,9 @@ where
                 conn.goodbye(Instant::now());
             }
             changed = changed_opt(conn.faults_rx.as_mut()) => {
-                if changed.is_err() {
-                    conn.close = Some(Close::Graceful);
+                match changed {
+                    Ok(()) => conn.faults_changed(),
+                    Err(_) => conn.close = Some(Close::Graceful),
                 }
             }
             read = rd.read_buf(&mut rbuf), if !stalled => {
@@ -270,6 +273,18 @@ struct Submission<'a> {
 impl Conn {
     fn faults(&self) -> Option<Arc<FaultState>> {
         self.faults_rx.as_ref().map(|rx| rx.borrow().clone())
+    }
+
+    /// The account's faults were changed at run time: a disconnect_after_secs set now applies
+    /// to this bind too, counted from its bind.
+    fn faults_changed(&mut self) {
+        let secs = self
+            .faults_rx
+            .as_ref()
+            .and_then(|rx| rx.borrow().faults.disconnect_after_secs);
+        if let State::Bound(b) = &mut self.state {
+            b.disconnect_at = secs.map(|s| b.bound_at + Duration::from_secs_f64(s.max(0.0)));
+        }
     }
 
     fn stalled(&self) -> bool {
@@ -506,6 +521,7 @@ impl Conn {
         self.state = State::Bound(Bound {
             account: index,
             bind_type,
+            bound_at: now,
             disconnect_at,
         });
         self.faults_rx = Some(faults);
