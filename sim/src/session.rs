@@ -761,7 +761,12 @@ impl Conn {
         let outcome = &acct.config.receipts.outcomes[outcome_index];
         let state = stat_state(&outcome.stat).unwrap_or(MessageState::UNKNOWN);
         let delay = acct.config.receipts.delay;
-        let final_in = Duration::from_millis(self.rng.range(delay.min_ms, delay.max_ms));
+        let extra = faults.faults.receipt_delay;
+        let final_in = Duration::from_millis(
+            self.rng
+                .range(delay.min_ms, delay.max_ms)
+                .saturating_add(self.rng.range(extra.min_ms, extra.max_ms)),
+        );
         let submitted = SystemTime::now();
         if let Ok(mut table) = shared.messages.lock() {
             table.insert(
