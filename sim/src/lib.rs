@@ -170,6 +170,8 @@ pub(crate) struct Shared {
     pub(crate) next_session: AtomicU64,
     /// The next concatenation reference for an MO message (8-bit UDH, low octet used).
     next_mo_reference: AtomicU64,
+    /// Messages cancelled since start; while 0, receipts need no look-up before sending.
+    pub(crate) cancelled: AtomicU64,
     pub(crate) jobs: mpsc::Sender<(Instant, Job)>,
 }
 
@@ -230,6 +232,7 @@ impl Sim {
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
             next_mo_reference: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             jobs,
             accounts,
             account_index,

@@ -78,8 +78,12 @@ impl Ord for Scheduled {
 
 /// How long an undeliverable job is kept trying (no receiving bind, every bind full).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
-/// How soon a job that found no bind is tried again.
+/// How soon a job that found no receiving bind is tried again.
 const RETRY_NO_BIND: Duration = Duration::from_millis(100);
+/// How soon a job is tried again when every receiving bind had its queue full.
+const RETRY_FULL: Duration = Duration::from_millis(5);
+/// Most jobs taken from the channel at once.
+const BATCH: usize = 1024;
 
 /// Runs until cancelled: holds jobs until due, then hands each to a receiving bind.
 pub(crate) async fn scheduler(
@@ -89,59 +93,78 @@ pub(crate) async fn scheduler(
 ) {
     let mut heap: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
     let mut order = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         let next = heap.peek().map(|s| s.0.due);
+        if next != armed {
+            if let Some(d) = next {
+                timer.as_mut().reset(d.into());
+            }
+            armed = next;
+        }
         tokio::select! {
-            received = rx.recv() => match received {
-                Some((due, job)) => {
+            received = rx.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                for (due, job) in batch.drain(..) {
                     order += 1;
                     heap.push(Reverse(Scheduled { due, order, job }));
                 }
-                None => return,
-            },
-            () = sleep_until_opt(next) => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|s| s.0.due <= now) {
-                    let Some(Reverse(s)) = heap.pop() else { break };
-                    if let Some(job) = hand_over(&shared, s.job) {
-                        if now.duration_since(job.created) > GIVE_UP_AFTER {
-                            shared.stats.receipts_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            continue;
-                        }
-                        order += 1;
-                        heap.push(Reverse(Scheduled { due: now + RETRY_NO_BIND, order, job }));
-                    }
-                }
+            }
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
             }
             () = shutdown.cancelled() => return,
+        }
+        // Hand over whatever is due, whichever branch woke us: under load jobs arrive due.
+        let now = Instant::now();
+        while heap.peek().is_some_and(|s| s.0.due <= now) {
+            let Some(Reverse(s)) = heap.pop() else { break };
+            if let Some((job, retry)) = hand_over(&shared, s.job) {
+                if now.duration_since(job.created) > GIVE_UP_AFTER {
+                    shared
+                        .stats
+                        .receipts_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                order += 1;
+                heap.push(Reverse(Scheduled {
+                    due: now + retry,
+                    order,
+                    job,
+                }));
+            }
         }
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Gives the job to a receiving bind of its account, round robin. Returns it when none can
-/// take it now.
-fn hand_over(shared: &Shared, job: Job) -> Option<Job> {
+/// Gives the job to a receiving bind of its account, round robin. Returns it, with when to
+/// try again, when none can take it now.
+fn hand_over(shared: &Shared, job: Job) -> Option<(Job, Duration)> {
     let account = &shared.accounts[job.account];
     let Ok(binds) = account.binds.lock() else {
-        return Some(job);
+        return Some((job, RETRY_NO_BIND));
     };
-    let receivers: Vec<_> = binds.iter().filter(|b| b.bind_type.can_receive()).collect();
-    if receivers.is_empty() {
-        return Some(job);
+    let receivers = binds.iter().filter(|b| b.bind_type.can_receive()).count();
+    if receivers == 0 {
+        return Some((job, RETRY_NO_BIND));
     }
     let start = account
         .next_receiver
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut job = job;
-    for i in 0..receivers.len() {
-        let bind = receivers[(start + i) % receivers.len()];
+    let mut candidates = binds
+        .iter()
+        .filter(|b| b.bind_type.can_receive())
+        .cycle()
+        .skip(start % receivers)
+        .take(receivers);
+    for bind in candidates.by_ref() {
         match bind.tx.try_send(Outbound::Deliver(job)) {
             Ok(()) => return None,
             Err(mpsc::error::TrySendError::Full(Outbound::Deliver(j)))
@@ -149,7 +172,7 @@ fn hand_over(shared: &Shared, job: Job) -> Option<Job> {
             Err(_) => return None,
         }
     }
-    Some(job)
+    Some((job, RETRY_FULL))
 }
 
 /// `YYMMDDhhmm` in UTC, as Appendix B writes receipt dates.

@@ -116,6 +116,11 @@ struct Conn {
     outbound: Option<mpsc::Receiver<Outbound>>,
     /// The bound account's faults; `None` until bound.
     faults_rx: Option<watch::Receiver<Arc<FaultState>>>,
+    /// The faults as last read from `faults_rx`, refreshed before each event is handled, so a
+    /// change made before a PDU arrives applies to it without a read of the watch per PDU.
+    faults: Option<Arc<FaultState>>,
+    /// An enquire_link of ours awaits its answer.
+    enquire_link_pending: bool,
     pdus_received: u64,
     /// The next response waits [`HOLD_FOR_RECEIPT`] so a receipt sent on another bind
     /// arrives first (the receipt-before-response fault).
@@ -148,6 +153,8 @@ where
         jobs_out: Vec::new(),
         outbound: None,
         faults_rx: None,
+        faults: None,
+        enquire_link_pending: false,
         pdus_received: 0,
         hold_response: false,
         last_rx: now,
@@ -158,10 +165,24 @@ where
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut codec = PduCodec::with_max_len(conn.shared.config.max_pdu_len);
 
+    // One timer, re-armed only when the next deadline moves.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
+        conn.refresh_faults(false);
         let stalled = conn.stalled();
         let deadline = conn.next_deadline();
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d.into());
+            }
+            armed = deadline;
+        }
         let can_take_outbound = conn.pending_out.len() < MAX_OUT_PENDING && !stalled;
+        // Order matters under load: answers already made go out before more is read, and
+        // deliveries are taken before reading too, so a busy ESME cannot starve its own
+        // receipts. Reading comes last; it is the one source that never runs dry.
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
@@ -169,8 +190,28 @@ where
             }
             changed = changed_opt(conn.faults_rx.as_mut()) => {
                 match changed {
-                    Ok(()) => conn.faults_changed(),
+                    // changed() marked the new value seen: read it now.
+                    Ok(()) => conn.refresh_faults(true),
                     Err(_) => conn.close = Some(Close::Graceful),
+                }
+            }
+            () = &mut timer, if armed.is_some() && !stalled => {
+                // A completed timer must be reset before it waits again.
+                armed = None;
+                conn.handle_timeout(Instant::now());
+            }
+            // What was answered before a stall still goes out: a stall stops reading and
+            // answering, it does not take back answers already given (and counted).
+            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
+                match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            out = recv_opt(&mut conn.outbound), if can_take_outbound => {
+                match out {
+                    Some(out) => conn.take_outbound(Instant::now(), out),
+                    None => conn.outbound = None,
                 }
             }
             read = rd.read_buf(&mut rbuf), if !stalled => {
@@ -194,23 +235,6 @@ where
                         }
                     }
                 }
-            }
-            out = recv_opt(&mut conn.outbound), if can_take_outbound => {
-                match out {
-                    Some(out) => conn.outbound(Instant::now(), out),
-                    None => conn.outbound = None,
-                }
-            }
-            // What was answered before a stall still goes out: a stall stops reading and
-            // answering, it does not take back answers already given (and counted).
-            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
-                match written {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            () = sleep_until_opt(deadline), if !stalled => {
-                conn.handle_timeout(Instant::now());
             }
         }
         for job in conn.jobs_out.drain(..) {
@@ -245,13 +269,6 @@ async fn changed_opt(
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn c<const N: usize>(text: &str) -> COctetString<N> {
     COctetString::new(text).unwrap_or_default()
 }
@@ -271,26 +288,47 @@ struct Submission<'a> {
 }
 
 impl Conn {
-    fn faults(&self) -> Option<Arc<FaultState>> {
-        self.faults_rx.as_ref().map(|rx| rx.borrow().clone())
+    /// Reads the account's faults again if they changed (or, with `force`, anyway).
+    fn refresh_faults(&mut self, force: bool) {
+        let Some(rx) = self.faults_rx.as_mut() else {
+            return;
+        };
+        if force || rx.has_changed().unwrap_or(false) {
+            self.faults = Some(rx.borrow_and_update().clone());
+            self.faults_changed();
+        }
+    }
+
+    /// One delivery from the scheduler, and every other one already waiting (up to the
+    /// pending limit), so they go out in one write.
+    fn take_outbound(&mut self, now: Instant, first: Outbound) {
+        self.outbound(now, first);
+        let Some(mut rx) = self.outbound.take() else {
+            return;
+        };
+        while self.pending_out.len() < MAX_OUT_PENDING {
+            match rx.try_recv() {
+                Ok(out) => self.outbound(now, out),
+                Err(_) => break,
+            }
+        }
+        self.outbound = Some(rx);
     }
 
     /// The account's faults were changed at run time: a disconnect_after_secs set now applies
     /// to this bind too, counted from its bind.
     fn faults_changed(&mut self) {
         let secs = self
-            .faults_rx
+            .faults
             .as_ref()
-            .and_then(|rx| rx.borrow().faults.disconnect_after_secs);
+            .and_then(|f| f.faults.disconnect_after_secs);
         if let State::Bound(b) = &mut self.state {
             b.disconnect_at = secs.map(|s| b.bound_at + Duration::from_secs_f64(s.max(0.0)));
         }
     }
 
     fn stalled(&self) -> bool {
-        self.faults_rx
-            .as_ref()
-            .is_some_and(|rx| rx.borrow().faults.stall)
+        self.faults.as_ref().is_some_and(|f| f.faults.stall)
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -319,11 +357,10 @@ impl Conn {
 
     fn enquire_link_due(&self) -> Option<Instant> {
         let interval = self.shared.config.enquire_link_interval_ms;
-        let pending = self
-            .pending_out
-            .values()
-            .any(|p| matches!(p.kind, OutKind::EnquireLink));
-        (interval > 0 && !pending).then(|| self.last_rx + Duration::from_millis(interval))
+        // Never before the bind (reference §6.2: SMSCs drop such sessions, and so may ESMEs).
+        let bound = matches!(self.state, State::Bound(_));
+        (bound && interval > 0 && !self.enquire_link_pending)
+            .then(|| self.last_rx + Duration::from_millis(interval))
     }
 
     fn sequence(&mut self) -> u32 {
@@ -382,6 +419,11 @@ impl Conn {
     fn send_request(&mut self, now: Instant, body: Body, kind: OutKind) {
         let seq = self.sequence();
         self.write(&Pdu::new(seq, body));
+        self.await_answer(now, seq, kind);
+    }
+
+    /// Remembers a request of ours, written with `seq`, until the ESME answers it.
+    fn await_answer(&mut self, now: Instant, seq: u32, kind: OutKind) {
         let deadline = now + Duration::from_millis(self.shared.config.response_timeout_ms);
         self.pending_out.insert(seq, PendingOut { kind });
         self.out_order.push_back((deadline, seq));
@@ -406,7 +448,7 @@ impl Conn {
             }
         };
         self.shared.stats.received(pdu.command_id());
-        if let Some(faults) = self.faults()
+        if let Some(faults) = &self.faults
             && faults
                 .faults
                 .disconnect_after_pdus
@@ -497,7 +539,8 @@ impl Conn {
         if account.refusing(now) {
             return refuse(self, CommandStatus::ESME_RBINDFAIL);
         }
-        let (tx, rx) = mpsc::channel(256);
+        // Room for a full window of deliveries, so the scheduler rarely finds a bind full.
+        let (tx, rx) = mpsc::channel(MAX_OUT_PENDING);
         {
             let Ok(mut binds) = account.binds.lock() else {
                 return refuse(self, CommandStatus::ESME_RSYSERR);
@@ -524,6 +567,7 @@ impl Conn {
             bound_at: now,
             disconnect_at,
         });
+        self.faults = Some(faults.borrow().clone());
         self.faults_rx = Some(faults);
         self.outbound = Some(rx);
         self.shared.stats.binds_total.fetch_add(1, Relaxed);
@@ -544,9 +588,9 @@ impl Conn {
 
     /// The bound account if this bind may submit, else the status to refuse with.
     fn submitter(&self) -> Result<(usize, Arc<FaultState>), CommandStatus> {
-        match (&self.state, &self.faults_rx) {
+        match (&self.state, &self.faults) {
             (State::Bound(b), Some(faults)) if b.bind_type.can_submit() => {
-                Ok((b.account, faults.borrow().clone()))
+                Ok((b.account, faults.clone()))
             }
             _ => Err(CommandStatus::ESME_RINVBNDSTS),
         }
@@ -893,9 +937,11 @@ impl Conn {
         let pending = |m: &StoredMessage| {
             m.account == account && m.source_addr == source && m.done.is_some_and(|d| d > wall)
         };
+        let cancelled_count = &self.shared.cancelled;
         let cancel_one = |m: &mut StoredMessage| {
             m.state = MessageState::DELETED;
             m.done = Some(wall);
+            cancelled_count.fetch_add(1, Relaxed);
         };
         // 3.4 §4.9: with a message_id, that message; without, every pending message from
         // this source to this destination.
@@ -963,8 +1009,10 @@ impl Conn {
     fn outbound(&mut self, now: Instant, out: Outbound) {
         match out {
             Outbound::Deliver(job) => {
-                // A receipt for a message cancelled meanwhile is not sent.
+                // A receipt for a message cancelled meanwhile is not sent. (Only looked up
+                // once anything was cancelled: this runs for every receipt.)
                 if let JobKind::Receipt { message_id } = &job.kind
+                    && self.shared.cancelled.load(Relaxed) > 0
                     && self
                         .shared
                         .messages
@@ -986,8 +1034,15 @@ impl Conn {
                         self.shared.stats.mo_sent.fetch_add(1, Relaxed);
                     }
                 }
-                let body = Body::DeliverSm(job.body.clone());
-                self.send_request(now, body, OutKind::Deliver(Box::new(job)));
+                // The body is lent to the PDU for encoding and kept for a resend.
+                let mut job = job;
+                let seq = self.sequence();
+                let pdu = Pdu::new(seq, Body::DeliverSm(std::mem::take(&mut job.body)));
+                self.write(&pdu);
+                if let Body::DeliverSm(body) = pdu.body {
+                    job.body = body;
+                }
+                self.await_answer(now, seq, OutKind::Deliver(Box::new(job)));
             }
             Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
         }
@@ -1005,7 +1060,8 @@ impl Conn {
                 }
             }
             OutKind::Deliver(job) => self.resend_later(now, *job),
-            OutKind::EnquireLink | OutKind::Unbind => {}
+            OutKind::EnquireLink => self.enquire_link_pending = false,
+            OutKind::Unbind => {}
         }
     }
 
@@ -1059,6 +1115,7 @@ impl Conn {
         }
         if self.enquire_link_due().is_some_and(|t| now >= t) {
             self.send_request(now, Body::EnquireLink, OutKind::EnquireLink);
+            self.enquire_link_pending = true;
         }
     }
 
