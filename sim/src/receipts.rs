@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -177,6 +178,13 @@ fn hand_over(shared: &Shared, job: Job) -> Option<(Job, Duration)> {
 
 /// `YYMMDDhhmm` in UTC, as Appendix B writes receipt dates.
 pub(crate) fn receipt_date(t: SystemTime) -> String {
+    let mut out = String::with_capacity(10);
+    write_receipt_date(&mut out, t);
+    out
+}
+
+/// Appends `YYMMDDhhmm` in UTC.
+fn write_receipt_date(out: &mut String, t: SystemTime) {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -190,14 +198,15 @@ pub(crate) fn receipt_date(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{:02}{:02}{:02}{:02}{:02}",
         year.rem_euclid(100),
         month,
         day,
         rem / 3600,
         (rem / 60) % 60
-    )
+    );
 }
 
 /// Everything needed to write one receipt.
@@ -217,33 +226,43 @@ pub(crate) struct ReceiptFacts<'a> {
     pub(crate) text: &'a str,
 }
 
-fn id_in_text(facts: &ReceiptFacts<'_>) -> String {
-    let value = numeric_value(facts.message_id, facts.id_format);
-    match (facts.text_id, value) {
-        (ReceiptIdStyle::Hex, Some(v)) => format!("{v:X}"),
-        (ReceiptIdStyle::Decimal, Some(v)) => format!("{v:010}"),
-        _ => facts.message_id.to_owned(),
-    }
+/// Appends the id as the receipt text writes it.
+fn write_id(out: &mut String, facts: &ReceiptFacts<'_>) {
+    let value = match facts.text_id {
+        ReceiptIdStyle::Same => None,
+        _ => numeric_value(facts.message_id, facts.id_format),
+    };
+    let _ = match (facts.text_id, value) {
+        (ReceiptIdStyle::Hex, Some(v)) => write!(out, "{v:X}"),
+        (ReceiptIdStyle::Decimal, Some(v)) => write!(out, "{v:010}"),
+        _ => out.write_str(facts.message_id),
+    };
 }
 
 /// A deliver_sm body carrying the receipt (esm_class 0x04, 3.4 §2.11, Appendix B).
 pub(crate) fn receipt_body(facts: &ReceiptFacts<'_>) -> SubmitSm {
     let state = stat_state(&facts.outcome.stat).unwrap_or(MessageState::UNKNOWN);
     let delivered = state == MessageState::DELIVERED;
-    let text20: String = facts.text.chars().take(20).collect();
     let short_message = if facts.format == ReceiptFormat::Tlvs {
         ShortMessage::empty()
     } else {
-        let text = format!(
-            "id:{} sub:001 dlvrd:{} submit date:{} done date:{} stat:{} err:{:03} Text:{}",
-            id_in_text(facts),
-            if delivered { "001" } else { "000" },
-            receipt_date(facts.submitted),
-            receipt_date(facts.done),
-            facts.outcome.stat,
-            facts.outcome.err,
-            text20
+        // id:… sub:001 dlvrd:… submit date:… done date:… stat:… err:… Text:…, written in
+        // place (this runs for every receipt).
+        let mut text = String::with_capacity(128);
+        text.push_str("id:");
+        write_id(&mut text, facts);
+        text.push_str(" sub:001 dlvrd:");
+        text.push_str(if delivered { "001" } else { "000" });
+        text.push_str(" submit date:");
+        write_receipt_date(&mut text, facts.submitted);
+        text.push_str(" done date:");
+        write_receipt_date(&mut text, facts.done);
+        let _ = write!(
+            text,
+            " stat:{} err:{:03} Text:",
+            facts.outcome.stat, facts.outcome.err
         );
+        text.extend(facts.text.chars().take(20));
         // The text is ASCII with 20 characters of message at most: under 254 octets unless
         // the id is very long, in which case the message text is what gets cut.
         let mut octets = text.into_bytes();

@@ -5,8 +5,9 @@
 //! buffer, appends every answer to one write buffer, and writes that buffer in as few system
 //! calls as the socket allows: a load test is never limited by the simulator's system calls.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BindType;
 use crate::ids::Rng;
 use crate::receipts::{Job, JobKind, ReceiptFacts, receipt_body, stat_state};
-use crate::store::{Arrival, StoredMessage};
+use crate::store::{Arrival, FxHashMap, NewMessage, StoredMessage};
 use crate::{BoundSession, FaultState, Outbound, Shared};
 
 /// Most deliver_sm written to one ESME and not yet answered.
@@ -63,8 +64,10 @@ enum Close {
     Abrupt,
 }
 
+// Held by value in `pending_out`: boxing the job would cost an allocation per receipt.
+#[allow(clippy::large_enum_variant)]
 enum OutKind {
-    Deliver(Box<Job>),
+    Deliver(Job),
     EnquireLink,
     Unbind,
 }
@@ -106,7 +109,7 @@ struct Conn {
     delayed: BinaryHeap<Reverse<Delayed>>,
     order: u64,
     /// Our requests (deliver_sm, enquire_link, unbind) awaiting the ESME's answer.
-    pending_out: HashMap<u32, PendingOut>,
+    pending_out: FxHashMap<u32, PendingOut>,
     /// The same requests in the order sent; the timeout is constant, so the front has the
     /// earliest deadline (entries already answered are skipped).
     out_order: VecDeque<(Instant, u32)>,
@@ -147,7 +150,7 @@ where
         wbuf: BytesMut::with_capacity(64 * 1024),
         delayed: BinaryHeap::new(),
         order: 0,
-        pending_out: HashMap::new(),
+        pending_out: FxHashMap::default(),
         out_order: VecDeque::new(),
         next_seq: 1,
         jobs_out: Vec::new(),
@@ -276,7 +279,7 @@ fn c<const N: usize>(text: &str) -> COctetString<N> {
 /// The fields of submit_sm, data_sm and each submit_multi destination that matter here.
 struct Submission<'a> {
     source: (smppd::pdu::Ton, smppd::pdu::Npi, &'a COctetString<21>),
-    destination: (smppd::pdu::Ton, smppd::pdu::Npi, String),
+    destination: (smppd::pdu::Ton, smppd::pdu::Npi, Cow<'a, str>),
     udhi: bool,
     registered_delivery: u8,
     data_coding: u8,
@@ -652,7 +655,7 @@ impl Conn {
             Some(p) if sm.short_message.is_empty() => (p, sm.esm_class.has_udhi()),
             _ => (sm.short_message.bytes().clone(), sm.esm_class.has_udhi()),
         };
-        let destination = sm.destination_addr.to_string();
+        let destination = String::from_utf8_lossy(sm.destination_addr.as_bytes());
         let id = self.accept(
             now,
             account,
@@ -705,7 +708,7 @@ impl Conn {
                 destination: (
                     d.dest_addr_ton,
                     d.dest_addr_npi,
-                    d.destination_addr.to_string(),
+                    String::from_utf8_lossy(d.destination_addr.as_bytes()),
                 ),
                 udhi: d.esm_class.has_udhi(),
                 registered_delivery: d.registered_delivery.smsc_receipt(),
@@ -757,7 +760,7 @@ impl Conn {
                             destination: (
                                 *dest_addr_ton,
                                 *dest_addr_npi,
-                                destination_addr.to_string(),
+                                String::from_utf8_lossy(destination_addr.as_bytes()),
                             ),
                             udhi: m.esm_class.has_udhi(),
                             registered_delivery: m.registered_delivery.smsc_receipt(),
@@ -797,7 +800,7 @@ impl Conn {
         let acct = &shared.accounts[account];
         let id = shared.next_message_id();
         shared.stats.messages_accepted.fetch_add(1, Relaxed);
-        let source = s.source.2.to_string();
+        let source = String::from_utf8_lossy(s.source.2.as_bytes());
 
         // The outcome is drawn now, whether or not a receipt is wanted, so query_sm can
         // report it.
@@ -814,11 +817,11 @@ impl Conn {
         let submitted = SystemTime::now();
         if let Ok(mut table) = shared.messages.lock() {
             table.insert(
-                id.clone(),
-                StoredMessage {
+                &id,
+                NewMessage {
                     account,
-                    source_addr: source.clone(),
-                    destination_addr: s.destination.2.clone(),
+                    source_addr: &source,
+                    destination_addr: &s.destination.2,
                     state,
                     done: Some(submitted + final_in),
                     error_code: outcome.err.min(255) as u8,
@@ -1042,7 +1045,7 @@ impl Conn {
                 if let Body::DeliverSm(body) = pdu.body {
                     job.body = body;
                 }
-                self.await_answer(now, seq, OutKind::Deliver(Box::new(job)));
+                self.await_answer(now, seq, OutKind::Deliver(job));
             }
             Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
         }
@@ -1059,7 +1062,7 @@ impl Conn {
                     self.shared.stats.receipts_acked.fetch_add(1, Relaxed);
                 }
             }
-            OutKind::Deliver(job) => self.resend_later(now, *job),
+            OutKind::Deliver(job) => self.resend_later(now, job),
             OutKind::EnquireLink => self.enquire_link_pending = false,
             OutKind::Unbind => {}
         }
@@ -1104,7 +1107,7 @@ impl Conn {
             self.out_order.pop_front();
             if let Some(p) = self.pending_out.remove(&seq) {
                 match p.kind {
-                    OutKind::Deliver(job) => self.resend_later(now, *job),
+                    OutKind::Deliver(job) => self.resend_later(now, job),
                     // The link is dead (3.4 §2.9): close.
                     OutKind::EnquireLink | OutKind::Unbind => {
                         self.close = Some(Close::Abrupt);
@@ -1141,7 +1144,7 @@ impl Conn {
         let pending: Vec<PendingOut> = self.pending_out.drain().map(|(_, p)| p).collect();
         for p in pending {
             if let OutKind::Deliver(job) = p.kind {
-                self.jobs_out.push((now, *job));
+                self.jobs_out.push((now, job));
             }
         }
         // Deliveries queued for this bind but never written go back too.

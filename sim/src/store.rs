@@ -1,14 +1,72 @@
 //! The simulator's memory: the message table (query, cancel, replace, receipts) and the handset
 //! view (what each destination's phone would show). Both are bounded; the oldest go first.
+//!
+//! Both sit on the path of every submit, so once full they reuse the strings of the entry they
+//! forget for the one they add, instead of freeing one set of allocations and making another.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 use smppd::pdu::MessageState;
 use smppd::sms::{
-    CarrierTextOptions, Concat, ConcatKind, Fragment, Reassembler, ReassemblyConfig, Sar,
+    CarrierTextOptions, Concat, ConcatKind, Encoding, Fragment, Reassembler, ReassemblyConfig, Sar,
 };
+
+/// A fast, non-cryptographic hasher (the Fx hash of rustc) for keys made here: message ids
+/// and sequence numbers, nothing an attacker would pick.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Replaces the contents of `buf` with `text`, keeping its allocation when it is big enough.
+fn set(buf: &mut String, text: &str) {
+    buf.clear();
+    buf.push_str(text);
+}
 
 /// One accepted short message.
 #[derive(Clone, Debug)]
@@ -24,9 +82,20 @@ pub(crate) struct StoredMessage {
     pub(crate) data_coding: u8,
 }
 
+/// A message to add to the table, borrowing its strings.
+pub(crate) struct NewMessage<'a> {
+    pub(crate) account: usize,
+    pub(crate) source_addr: &'a str,
+    pub(crate) destination_addr: &'a str,
+    pub(crate) state: MessageState,
+    pub(crate) done: Option<SystemTime>,
+    pub(crate) error_code: u8,
+    pub(crate) data_coding: u8,
+}
+
 /// Messages by id, bounded: inserting past the limit forgets the oldest.
 pub(crate) struct MessageTable {
-    by_id: HashMap<String, StoredMessage>,
+    by_id: FxHashMap<String, StoredMessage>,
     order: VecDeque<String>,
     max: usize,
 }
@@ -34,20 +103,51 @@ pub(crate) struct MessageTable {
 impl MessageTable {
     pub(crate) fn new(max: usize) -> Self {
         MessageTable {
-            by_id: HashMap::new(),
+            by_id: FxHashMap::default(),
             order: VecDeque::new(),
             max: max.max(1),
         }
     }
 
-    pub(crate) fn insert(&mut self, id: String, message: StoredMessage) {
+    pub(crate) fn insert(&mut self, id: &str, m: NewMessage<'_>) {
+        // The forgotten entry's strings become the new one's.
+        let mut recycled = None;
         while self.order.len() >= self.max {
-            if let Some(old) = self.order.pop_front() {
-                self.by_id.remove(&old);
-            }
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            recycled = self.by_id.remove_entry(&old).map(|entry| (old, entry));
         }
-        self.order.push_back(id.clone());
-        self.by_id.insert(id, message);
+        let (mut order_id, (mut key, mut message)) = match recycled {
+            Some(r) => r,
+            None => (
+                String::new(),
+                (
+                    String::new(),
+                    StoredMessage {
+                        account: 0,
+                        source_addr: String::new(),
+                        destination_addr: String::new(),
+                        state: MessageState::ENROUTE,
+                        done: None,
+                        error_code: 0,
+                        data_coding: 0,
+                    },
+                ),
+            ),
+        };
+        set(&mut order_id, id);
+        set(&mut key, id);
+        set(&mut message.source_addr, m.source_addr);
+        set(&mut message.destination_addr, m.destination_addr);
+        message.account = m.account;
+        message.state = m.state;
+        message.done = m.done;
+        message.error_code = m.error_code;
+        message.data_coding = m.data_coding;
+        self.order.push_back(order_id);
+        // Ids are unique, so nothing is replaced here.
+        self.by_id.insert(key, message);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&StoredMessage> {
@@ -68,7 +168,7 @@ impl MessageTable {
 }
 
 /// A message as the handset shows it: reassembled and decoded.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct HandsetMessage {
     /// The account that submitted it.
     pub account: String,
@@ -134,6 +234,20 @@ fn concat_of(arrival: &Arrival<'_>) -> Option<Concat> {
         })
 }
 
+/// Sets everything but the text, reusing the strings already there.
+fn fill(m: &mut HandsetMessage, arrival: &Arrival<'_>, parts: u8) {
+    set(&mut m.account, arrival.account);
+    set(&mut m.from, arrival.from);
+    set(&mut m.to, arrival.to);
+    m.parts = parts;
+    m.data_coding = arrival.data_coding;
+    m.message_ids.truncate(1);
+    match m.message_ids.first_mut() {
+        Some(id) => set(id, arrival.message_id),
+        None => m.message_ids.push(arrival.message_id.to_owned()),
+    }
+}
+
 impl Handset {
     pub(crate) fn new(max: usize) -> Self {
         Handset {
@@ -150,6 +264,28 @@ impl Handset {
         arrival: Arrival<'_>,
         options: &CarrierTextOptions,
     ) {
+        // A message without UDH or SAR is whole: no reassembly, decoded straight into a
+        // recycled entry.
+        if !arrival.udhi && arrival.sar.is_none() {
+            let mut m = self.recycled();
+            fill(&mut m, &arrival, 1);
+            m.text.clear();
+            match Encoding::from_data_coding(arrival.data_coding, options) {
+                Some(Encoding::Gsm7) if !options.packed => {
+                    smppd::sms::gsm::decode_into(arrival.payload, &mut m.text)
+                }
+                _ => {
+                    m.text = smppd::sms::decode_text(
+                        arrival.data_coding,
+                        false,
+                        arrival.payload,
+                        options,
+                    )
+                }
+            }
+            self.messages.push_back(m);
+            return;
+        }
         let key = format!(
             "{}\u{1}{}\u{1}{}",
             arrival.account, arrival.from, arrival.to
@@ -214,6 +350,16 @@ impl Handset {
                     message_ids: vec![arrival.message_id.to_owned()],
                 });
             }
+        }
+    }
+
+    /// An entry to fill: the oldest one when the view is full (it is forgotten), else a new
+    /// one.
+    fn recycled(&mut self) -> HandsetMessage {
+        if self.messages.len() >= self.max {
+            self.messages.pop_front().unwrap_or_default()
+        } else {
+            HandsetMessage::default()
         }
     }
 
