@@ -111,7 +111,22 @@ pub(crate) async fn scheduler(
                 if received == 0 {
                     return;
                 }
+                let now = Instant::now();
                 for (due, job) in batch.drain(..) {
+                    // Due already, and nothing held is due before it: hand it over without
+                    // a trip through the heap (receipts without delay, MO).
+                    let job = if due <= now && heap.peek().is_none_or(|s| s.0.due > due) {
+                        match hand_over(&shared, job) {
+                            None => continue,
+                            Some((job, retry)) => {
+                                order += 1;
+                                heap.push(Reverse(Scheduled { due: now + retry, order, job }));
+                                continue;
+                            }
+                        }
+                    } else {
+                        job
+                    };
                     order += 1;
                     heap.push(Reverse(Scheduled { due, order, job }));
                 }
