@@ -1075,7 +1075,10 @@ impl Conn {
             .receipts
             .max_resends;
         if job.attempts > max {
-            self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+            // (An MO part given up is not a receipt: it is not counted as one.)
+            if matches!(job.kind, JobKind::Receipt { .. }) {
+                self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+            }
         } else {
             self.jobs_out.push((now + RESEND_DELAY, job));
         }
