@@ -205,8 +205,7 @@ async fn esme(
             wbuf.clear();
         }
         let read = if draining_since.is_some() {
-            match tokio::time::timeout(Duration::from_millis(200), stream.read_buf(&mut rbuf))
-                .await
+            match tokio::time::timeout(Duration::from_millis(200), stream.read_buf(&mut rbuf)).await
             {
                 Ok(r) => r?,
                 Err(_) => continue,
