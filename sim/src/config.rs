@@ -184,6 +184,17 @@ impl DelayRange {
     pub fn is_zero(&self) -> bool {
         self.max_ms == 0
     }
+
+    /// Checks `min_ms <= max_ms <= ` a year; `name` is the key to blame.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if self.min_ms > self.max_ms {
+            return Err(format!("{name}.min_ms is above {name}.max_ms"));
+        }
+        if self.max_ms as f64 > MAX_FAULT_SECS * 1000.0 {
+            return Err(format!("{name}.max_ms is above a year"));
+        }
+        Ok(())
+    }
 }
 
 /// A receipt outcome and how often it happens.
@@ -299,7 +310,14 @@ pub struct Faults {
     pub receipt_drop_rate: f64,
     /// Send the receipt before the submit_sm_resp. Default false.
     pub receipt_before_response: bool,
+    /// Extra delay of every receipt, on top of `receipts.delay`: a slow network that can be
+    /// switched on while running. Default 0.
+    pub receipt_delay: DelayRange,
 }
+
+/// The longest period a fault or delay may name, in seconds (a year): longer is surely a
+/// mistake, and it keeps deadlines far from the limits of `Instant` and `SystemTime`.
+const MAX_FAULT_SECS: f64 = 365.0 * 86_400.0;
 
 impl Faults {
     /// The error statuses, parsed; ESME_RSYSERR when none is given.
@@ -313,7 +331,7 @@ impl Faults {
             .collect()
     }
 
-    /// Checks ranges: rates within 0..=1, known statuses.
+    /// Checks ranges: rates within 0..=1, delays and periods within a year, known statuses.
     pub fn validate(&self) -> Result<(), String> {
         for (name, rate) in [
             ("error_rate", self.error_rate),
@@ -324,8 +342,19 @@ impl Faults {
                 return Err(format!("{name} must be between 0 and 1, not {rate}"));
             }
         }
-        if self.latency.min_ms > self.latency.max_ms {
-            return Err("latency.min_ms is above latency.max_ms".into());
+        self.latency.validate("latency")?;
+        self.receipt_delay.validate("receipt_delay")?;
+        for (name, secs) in [
+            ("disconnect_after_secs", self.disconnect_after_secs),
+            ("refuse_binds_secs", self.refuse_binds_secs),
+        ] {
+            if let Some(secs) = secs
+                && !(0.0..=MAX_FAULT_SECS).contains(&secs)
+            {
+                return Err(format!(
+                    "{name} must be between 0 and {MAX_FAULT_SECS}, not {secs}"
+                ));
+            }
         }
         self.parsed_error_statuses().map(drop)
     }
@@ -351,11 +380,9 @@ impl SimConfig {
                 .validate()
                 .map_err(|e| format!("accounts[{id}].faults: {e}"))?;
             let r = &account.receipts;
-            if r.delay.min_ms > r.delay.max_ms {
-                return Err(format!(
-                    "accounts[{id}].receipts.delay: min_ms above max_ms"
-                ));
-            }
+            r.delay
+                .validate("receipts.delay")
+                .map_err(|e| format!("accounts[{id}]: {e}"))?;
             if r.outcomes.is_empty() || r.outcomes.iter().any(|o| o.weight < 0.0) {
                 return Err(format!(
                     "accounts[{id}].receipts.outcomes: at least one, weights not negative"

@@ -134,12 +134,15 @@ async fn post_faults(State(handle): State<SimHandle>, Json(body): Json<Value>) -
             "faults do not serialize",
         );
     };
+    // An outage restarts only when the request names it; otherwise changing, say, the
+    // latency would refuse binds again for the whole period.
+    let restart_outage = fields.contains_key("refuse_binds_secs");
     merged.extend(fields);
     let faults: Faults = match serde_json::from_value(Value::Object(merged)) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_faults", e),
     };
-    match handle.set_faults(&account, faults.clone()) {
+    match handle.apply_faults(&account, faults.clone(), restart_outage) {
         Ok(()) => Json(faults).into_response(),
         Err(e) => sim_error(e),
     }

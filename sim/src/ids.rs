@@ -40,7 +40,11 @@ impl Rng {
         if max <= min {
             return min;
         }
-        min + self.next_u64() % (max - min + 1)
+        match (max - min).checked_add(1) {
+            Some(span) => min + self.next_u64() % span,
+            // The whole u64 range.
+            None => self.next_u64(),
+        }
     }
 }
 

@@ -168,6 +168,10 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     ids: Mutex<IdGenerator>,
     pub(crate) next_session: AtomicU64,
+    /// The next concatenation reference for an MO message (8-bit UDH, low octet used).
+    next_mo_reference: AtomicU64,
+    /// Messages cancelled since start; while 0, receipts need no look-up before sending.
+    pub(crate) cancelled: AtomicU64,
     pub(crate) jobs: mpsc::Sender<(Instant, Job)>,
 }
 
@@ -227,6 +231,8 @@ impl Sim {
             ids: Mutex::new(IdGenerator::new(config.message_id_format, config.seed)),
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
+            next_mo_reference: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             jobs,
             accounts,
             account_index,
@@ -359,11 +365,26 @@ impl SimHandle {
     }
 
     /// Replaces the account's faults; sessions see the change at once (a stall starts or
-    /// ends, a TPS limit applies to the next submit). `refuse_binds_secs` starts counting now.
+    /// ends, a TPS limit applies to the next submit, a disconnect_after_secs counts from each
+    /// bind's start). A `refuse_binds_secs` different from the current one starts counting
+    /// now; the same value leaves a running (or finished) outage alone, so changing another
+    /// fault does not refuse binds again.
     pub fn set_faults(&self, system_id: &str, faults: Faults) -> Result<(), SimError> {
+        let restart = self.faults(system_id)?.refuse_binds_secs != faults.refuse_binds_secs;
+        self.apply_faults(system_id, faults, restart)
+    }
+
+    /// Replaces the account's faults; `restart_outage` starts the `refuse_binds_secs` period
+    /// now (`POST /faults` does so when the request names that field).
+    pub(crate) fn apply_faults(
+        &self,
+        system_id: &str,
+        faults: Faults,
+        restart_outage: bool,
+    ) -> Result<(), SimError> {
         let account = self.account(system_id)?;
         let state = FaultState::new(faults).map_err(SimError::Config)?;
-        if let Ok(mut until) = account.refuse_until.lock() {
+        if restart_outage && let Ok(mut until) = account.refuse_until.lock() {
             *until = state
                 .faults
                 .refuse_binds_secs
@@ -398,7 +419,9 @@ impl SimHandle {
             max_parts: 255,
             ..account.text_options.clone()
         };
-        let reference = (self.shared.stats.mo_sent.load(Relaxed) % 256) as u16;
+        // One reference per injected message: taken from the parts sent so far, two messages
+        // injected before either went out would share one, and a handset could mix them.
+        let reference = (self.shared.next_mo_reference.fetch_add(1, Relaxed) % 256) as u16;
         let segments = sms::segment(text, &options, reference)?;
         let now = Instant::now();
         let count = segments.parts.len();

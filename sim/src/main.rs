@@ -1,5 +1,10 @@
 //! The `smsc-sim` binary: an SMSC on loopback for smppd and any other ESME.
+//!
+//! Logs go to stderr; the first line says where it listens (`smsc-sim ready smpp=ADDR
+//! control=ADDR`, useful with port 0). On SIGTERM or Ctrl-C it unbinds every ESME and prints
+//! its final stats as JSON on stdout, then exits 0.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -64,10 +69,13 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr, so stdout carries only the final stats JSON for scripts to read.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let config = config(&args)?;

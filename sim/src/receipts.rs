@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,8 +79,12 @@ impl Ord for Scheduled {
 
 /// How long an undeliverable job is kept trying (no receiving bind, every bind full).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
-/// How soon a job that found no bind is tried again.
+/// How soon a job that found no receiving bind is tried again.
 const RETRY_NO_BIND: Duration = Duration::from_millis(100);
+/// How soon a job is tried again when every receiving bind had its queue full.
+const RETRY_FULL: Duration = Duration::from_millis(5);
+/// Most jobs taken from the channel at once.
+const BATCH: usize = 1024;
 
 /// Runs until cancelled: holds jobs until due, then hands each to a receiving bind.
 pub(crate) async fn scheduler(
@@ -89,59 +94,93 @@ pub(crate) async fn scheduler(
 ) {
     let mut heap: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
     let mut order = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         let next = heap.peek().map(|s| s.0.due);
+        if next != armed {
+            if let Some(d) = next {
+                timer.as_mut().reset(d.into());
+            }
+            armed = next;
+        }
         tokio::select! {
-            received = rx.recv() => match received {
-                Some((due, job)) => {
+            received = rx.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                let now = Instant::now();
+                for (due, job) in batch.drain(..) {
+                    // Due already, and nothing held is due before it: hand it over without
+                    // a trip through the heap (receipts without delay, MO).
+                    let job = if due <= now && heap.peek().is_none_or(|s| s.0.due > due) {
+                        match hand_over(&shared, job) {
+                            None => continue,
+                            Some((job, retry)) => {
+                                order += 1;
+                                heap.push(Reverse(Scheduled { due: now + retry, order, job }));
+                                continue;
+                            }
+                        }
+                    } else {
+                        job
+                    };
                     order += 1;
                     heap.push(Reverse(Scheduled { due, order, job }));
                 }
-                None => return,
-            },
-            () = sleep_until_opt(next) => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|s| s.0.due <= now) {
-                    let Some(Reverse(s)) = heap.pop() else { break };
-                    if let Some(job) = hand_over(&shared, s.job) {
-                        if now.duration_since(job.created) > GIVE_UP_AFTER {
-                            shared.stats.receipts_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            continue;
-                        }
-                        order += 1;
-                        heap.push(Reverse(Scheduled { due: now + RETRY_NO_BIND, order, job }));
-                    }
-                }
+            }
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
             }
             () = shutdown.cancelled() => return,
+        }
+        // Hand over whatever is due, whichever branch woke us: under load jobs arrive due.
+        let now = Instant::now();
+        while heap.peek().is_some_and(|s| s.0.due <= now) {
+            let Some(Reverse(s)) = heap.pop() else { break };
+            if let Some((job, retry)) = hand_over(&shared, s.job) {
+                if now.duration_since(job.created) > GIVE_UP_AFTER {
+                    shared
+                        .stats
+                        .receipts_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                order += 1;
+                heap.push(Reverse(Scheduled {
+                    due: now + retry,
+                    order,
+                    job,
+                }));
+            }
         }
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Gives the job to a receiving bind of its account, round robin. Returns it when none can
-/// take it now.
-fn hand_over(shared: &Shared, job: Job) -> Option<Job> {
+/// Gives the job to a receiving bind of its account, round robin. Returns it, with when to
+/// try again, when none can take it now.
+fn hand_over(shared: &Shared, job: Job) -> Option<(Job, Duration)> {
     let account = &shared.accounts[job.account];
     let Ok(binds) = account.binds.lock() else {
-        return Some(job);
+        return Some((job, RETRY_NO_BIND));
     };
-    let receivers: Vec<_> = binds.iter().filter(|b| b.bind_type.can_receive()).collect();
-    if receivers.is_empty() {
-        return Some(job);
+    let receivers = binds.iter().filter(|b| b.bind_type.can_receive()).count();
+    if receivers == 0 {
+        return Some((job, RETRY_NO_BIND));
     }
     let start = account
         .next_receiver
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut job = job;
-    for i in 0..receivers.len() {
-        let bind = receivers[(start + i) % receivers.len()];
+    let mut candidates = binds
+        .iter()
+        .filter(|b| b.bind_type.can_receive())
+        .cycle()
+        .skip(start % receivers)
+        .take(receivers);
+    for bind in candidates.by_ref() {
         match bind.tx.try_send(Outbound::Deliver(job)) {
             Ok(()) => return None,
             Err(mpsc::error::TrySendError::Full(Outbound::Deliver(j)))
@@ -149,11 +188,18 @@ fn hand_over(shared: &Shared, job: Job) -> Option<Job> {
             Err(_) => return None,
         }
     }
-    Some(job)
+    Some((job, RETRY_FULL))
 }
 
 /// `YYMMDDhhmm` in UTC, as Appendix B writes receipt dates.
 pub(crate) fn receipt_date(t: SystemTime) -> String {
+    let mut out = String::with_capacity(10);
+    write_receipt_date(&mut out, t);
+    out
+}
+
+/// Appends `YYMMDDhhmm` in UTC.
+fn write_receipt_date(out: &mut String, t: SystemTime) {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -167,14 +213,15 @@ pub(crate) fn receipt_date(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{:02}{:02}{:02}{:02}{:02}",
         year.rem_euclid(100),
         month,
         day,
         rem / 3600,
         (rem / 60) % 60
-    )
+    );
 }
 
 /// Everything needed to write one receipt.
@@ -194,33 +241,43 @@ pub(crate) struct ReceiptFacts<'a> {
     pub(crate) text: &'a str,
 }
 
-fn id_in_text(facts: &ReceiptFacts<'_>) -> String {
-    let value = numeric_value(facts.message_id, facts.id_format);
-    match (facts.text_id, value) {
-        (ReceiptIdStyle::Hex, Some(v)) => format!("{v:X}"),
-        (ReceiptIdStyle::Decimal, Some(v)) => format!("{v:010}"),
-        _ => facts.message_id.to_owned(),
-    }
+/// Appends the id as the receipt text writes it.
+fn write_id(out: &mut String, facts: &ReceiptFacts<'_>) {
+    let value = match facts.text_id {
+        ReceiptIdStyle::Same => None,
+        _ => numeric_value(facts.message_id, facts.id_format),
+    };
+    let _ = match (facts.text_id, value) {
+        (ReceiptIdStyle::Hex, Some(v)) => write!(out, "{v:X}"),
+        (ReceiptIdStyle::Decimal, Some(v)) => write!(out, "{v:010}"),
+        _ => out.write_str(facts.message_id),
+    };
 }
 
 /// A deliver_sm body carrying the receipt (esm_class 0x04, 3.4 §2.11, Appendix B).
 pub(crate) fn receipt_body(facts: &ReceiptFacts<'_>) -> SubmitSm {
     let state = stat_state(&facts.outcome.stat).unwrap_or(MessageState::UNKNOWN);
     let delivered = state == MessageState::DELIVERED;
-    let text20: String = facts.text.chars().take(20).collect();
     let short_message = if facts.format == ReceiptFormat::Tlvs {
         ShortMessage::empty()
     } else {
-        let text = format!(
-            "id:{} sub:001 dlvrd:{} submit date:{} done date:{} stat:{} err:{:03} Text:{}",
-            id_in_text(facts),
-            if delivered { "001" } else { "000" },
-            receipt_date(facts.submitted),
-            receipt_date(facts.done),
-            facts.outcome.stat,
-            facts.outcome.err,
-            text20
+        // id:… sub:001 dlvrd:… submit date:… done date:… stat:… err:… Text:…, written in
+        // place (this runs for every receipt).
+        let mut text = String::with_capacity(128);
+        text.push_str("id:");
+        write_id(&mut text, facts);
+        text.push_str(" sub:001 dlvrd:");
+        text.push_str(if delivered { "001" } else { "000" });
+        text.push_str(" submit date:");
+        write_receipt_date(&mut text, facts.submitted);
+        text.push_str(" done date:");
+        write_receipt_date(&mut text, facts.done);
+        let _ = write!(
+            text,
+            " stat:{} err:{:03} Text:",
+            facts.outcome.stat, facts.outcome.err
         );
+        text.extend(facts.text.chars().take(20));
         // The text is ASCII with 20 characters of message at most: under 254 octets unless
         // the id is very long, in which case the message text is what gets cut.
         let mut octets = text.into_bytes();

@@ -5,8 +5,9 @@
 //! buffer, appends every answer to one write buffer, and writes that buffer in as few system
 //! calls as the socket allows: a load test is never limited by the simulator's system calls.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BindType;
 use crate::ids::Rng;
 use crate::receipts::{Job, JobKind, ReceiptFacts, receipt_body, stat_state};
-use crate::store::{Arrival, StoredMessage};
+use crate::store::{Arrival, FxHashMap, NewMessage, StoredMessage};
 use crate::{BoundSession, FaultState, Outbound, Shared};
 
 /// Most deliver_sm written to one ESME and not yet answered.
@@ -49,6 +50,8 @@ enum State {
 struct Bound {
     account: usize,
     bind_type: BindType,
+    bound_at: Instant,
+    /// `bound_at` plus the disconnect_after_secs fault, recomputed when the faults change.
     disconnect_at: Option<Instant>,
 }
 
@@ -61,8 +64,10 @@ enum Close {
     Abrupt,
 }
 
+// Held by value in `pending_out`: boxing the job would cost an allocation per receipt.
+#[allow(clippy::large_enum_variant)]
 enum OutKind {
-    Deliver(Box<Job>),
+    Deliver(Job),
     EnquireLink,
     Unbind,
 }
@@ -104,7 +109,7 @@ struct Conn {
     delayed: BinaryHeap<Reverse<Delayed>>,
     order: u64,
     /// Our requests (deliver_sm, enquire_link, unbind) awaiting the ESME's answer.
-    pending_out: HashMap<u32, PendingOut>,
+    pending_out: FxHashMap<u32, PendingOut>,
     /// The same requests in the order sent; the timeout is constant, so the front has the
     /// earliest deadline (entries already answered are skipped).
     out_order: VecDeque<(Instant, u32)>,
@@ -114,6 +119,11 @@ struct Conn {
     outbound: Option<mpsc::Receiver<Outbound>>,
     /// The bound account's faults; `None` until bound.
     faults_rx: Option<watch::Receiver<Arc<FaultState>>>,
+    /// The faults as last read from `faults_rx`, refreshed before each event is handled, so a
+    /// change made before a PDU arrives applies to it without a read of the watch per PDU.
+    faults: Option<Arc<FaultState>>,
+    /// An enquire_link of ours awaits its answer.
+    enquire_link_pending: bool,
     pdus_received: u64,
     /// The next response waits [`HOLD_FOR_RECEIPT`] so a receipt sent on another bind
     /// arrives first (the receipt-before-response fault).
@@ -140,12 +150,14 @@ where
         wbuf: BytesMut::with_capacity(64 * 1024),
         delayed: BinaryHeap::new(),
         order: 0,
-        pending_out: HashMap::new(),
+        pending_out: FxHashMap::default(),
         out_order: VecDeque::new(),
         next_seq: 1,
         jobs_out: Vec::new(),
         outbound: None,
         faults_rx: None,
+        faults: None,
+        enquire_link_pending: false,
         pdus_received: 0,
         hold_response: false,
         last_rx: now,
@@ -156,18 +168,53 @@ where
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut codec = PduCodec::with_max_len(conn.shared.config.max_pdu_len);
 
+    // One timer, re-armed only when the next deadline moves.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
+        conn.refresh_faults(false);
         let stalled = conn.stalled();
         let deadline = conn.next_deadline();
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d.into());
+            }
+            armed = deadline;
+        }
         let can_take_outbound = conn.pending_out.len() < MAX_OUT_PENDING && !stalled;
+        // Order matters under load: answers already made go out before more is read, and
+        // deliveries are taken before reading too, so a busy ESME cannot starve its own
+        // receipts. Reading comes last; it is the one source that never runs dry.
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
                 conn.goodbye(Instant::now());
             }
             changed = changed_opt(conn.faults_rx.as_mut()) => {
-                if changed.is_err() {
-                    conn.close = Some(Close::Graceful);
+                match changed {
+                    // changed() marked the new value seen: read it now.
+                    Ok(()) => conn.refresh_faults(true),
+                    Err(_) => conn.close = Some(Close::Graceful),
+                }
+            }
+            () = &mut timer, if armed.is_some() && !stalled => {
+                // A completed timer must be reset before it waits again.
+                armed = None;
+                conn.handle_timeout(Instant::now());
+            }
+            // What was answered before a stall still goes out: a stall stops reading and
+            // answering, it does not take back answers already given (and counted).
+            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
+                match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            out = recv_opt(&mut conn.outbound), if can_take_outbound => {
+                match out {
+                    Some(out) => conn.take_outbound(Instant::now(), out),
+                    None => conn.outbound = None,
                 }
             }
             read = rd.read_buf(&mut rbuf), if !stalled => {
@@ -191,21 +238,6 @@ where
                         }
                     }
                 }
-            }
-            out = recv_opt(&mut conn.outbound), if can_take_outbound => {
-                match out {
-                    Some(out) => conn.outbound(Instant::now(), out),
-                    None => conn.outbound = None,
-                }
-            }
-            written = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() && !stalled => {
-                match written {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            () = sleep_until_opt(deadline), if !stalled => {
-                conn.handle_timeout(Instant::now());
             }
         }
         for job in conn.jobs_out.drain(..) {
@@ -240,13 +272,6 @@ async fn changed_opt(
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn c<const N: usize>(text: &str) -> COctetString<N> {
     COctetString::new(text).unwrap_or_default()
 }
@@ -254,23 +279,59 @@ fn c<const N: usize>(text: &str) -> COctetString<N> {
 /// The fields of submit_sm, data_sm and each submit_multi destination that matter here.
 struct Submission<'a> {
     source: (smppd::pdu::Ton, smppd::pdu::Npi, &'a COctetString<21>),
-    destination: (smppd::pdu::Ton, smppd::pdu::Npi, String),
+    destination: (smppd::pdu::Ton, smppd::pdu::Npi, Cow<'a, str>),
     udhi: bool,
     registered_delivery: u8,
     data_coding: u8,
     payload: &'a [u8],
     sar: Option<Sar>,
+    /// The id the ESME was given for this message when it is not this destination's own:
+    /// submit_multi_resp carries one id, and every destination's receipt names it.
+    given_id: Option<&'a str>,
 }
 
 impl Conn {
-    fn faults(&self) -> Option<Arc<FaultState>> {
-        self.faults_rx.as_ref().map(|rx| rx.borrow().clone())
+    /// Reads the account's faults again if they changed (or, with `force`, anyway).
+    fn refresh_faults(&mut self, force: bool) {
+        let Some(rx) = self.faults_rx.as_mut() else {
+            return;
+        };
+        if force || rx.has_changed().unwrap_or(false) {
+            self.faults = Some(rx.borrow_and_update().clone());
+            self.faults_changed();
+        }
+    }
+
+    /// One delivery from the scheduler, and every other one already waiting (up to the
+    /// pending limit), so they go out in one write.
+    fn take_outbound(&mut self, now: Instant, first: Outbound) {
+        self.outbound(now, first);
+        let Some(mut rx) = self.outbound.take() else {
+            return;
+        };
+        while self.pending_out.len() < MAX_OUT_PENDING {
+            match rx.try_recv() {
+                Ok(out) => self.outbound(now, out),
+                Err(_) => break,
+            }
+        }
+        self.outbound = Some(rx);
+    }
+
+    /// The account's faults were changed at run time: a disconnect_after_secs set now applies
+    /// to this bind too, counted from its bind.
+    fn faults_changed(&mut self) {
+        let secs = self
+            .faults
+            .as_ref()
+            .and_then(|f| f.faults.disconnect_after_secs);
+        if let State::Bound(b) = &mut self.state {
+            b.disconnect_at = secs.map(|s| b.bound_at + Duration::from_secs_f64(s.max(0.0)));
+        }
     }
 
     fn stalled(&self) -> bool {
-        self.faults_rx
-            .as_ref()
-            .is_some_and(|rx| rx.borrow().faults.stall)
+        self.faults.as_ref().is_some_and(|f| f.faults.stall)
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -299,11 +360,10 @@ impl Conn {
 
     fn enquire_link_due(&self) -> Option<Instant> {
         let interval = self.shared.config.enquire_link_interval_ms;
-        let pending = self
-            .pending_out
-            .values()
-            .any(|p| matches!(p.kind, OutKind::EnquireLink));
-        (interval > 0 && !pending).then(|| self.last_rx + Duration::from_millis(interval))
+        // Never before the bind (reference §6.2: SMSCs drop such sessions, and so may ESMEs).
+        let bound = matches!(self.state, State::Bound(_));
+        (bound && interval > 0 && !self.enquire_link_pending)
+            .then(|| self.last_rx + Duration::from_millis(interval))
     }
 
     fn sequence(&mut self) -> u32 {
@@ -362,6 +422,11 @@ impl Conn {
     fn send_request(&mut self, now: Instant, body: Body, kind: OutKind) {
         let seq = self.sequence();
         self.write(&Pdu::new(seq, body));
+        self.await_answer(now, seq, kind);
+    }
+
+    /// Remembers a request of ours, written with `seq`, until the ESME answers it.
+    fn await_answer(&mut self, now: Instant, seq: u32, kind: OutKind) {
         let deadline = now + Duration::from_millis(self.shared.config.response_timeout_ms);
         self.pending_out.insert(seq, PendingOut { kind });
         self.out_order.push_back((deadline, seq));
@@ -386,7 +451,7 @@ impl Conn {
             }
         };
         self.shared.stats.received(pdu.command_id());
-        if let Some(faults) = self.faults()
+        if let Some(faults) = &self.faults
             && faults
                 .faults
                 .disconnect_after_pdus
@@ -477,7 +542,8 @@ impl Conn {
         if account.refusing(now) {
             return refuse(self, CommandStatus::ESME_RBINDFAIL);
         }
-        let (tx, rx) = mpsc::channel(256);
+        // Room for a full window of deliveries, so the scheduler rarely finds a bind full.
+        let (tx, rx) = mpsc::channel(MAX_OUT_PENDING);
         {
             let Ok(mut binds) = account.binds.lock() else {
                 return refuse(self, CommandStatus::ESME_RSYSERR);
@@ -501,8 +567,10 @@ impl Conn {
         self.state = State::Bound(Bound {
             account: index,
             bind_type,
+            bound_at: now,
             disconnect_at,
         });
+        self.faults = Some(faults.borrow().clone());
         self.faults_rx = Some(faults);
         self.outbound = Some(rx);
         self.shared.stats.binds_total.fetch_add(1, Relaxed);
@@ -523,9 +591,9 @@ impl Conn {
 
     /// The bound account if this bind may submit, else the status to refuse with.
     fn submitter(&self) -> Result<(usize, Arc<FaultState>), CommandStatus> {
-        match (&self.state, &self.faults_rx) {
+        match (&self.state, &self.faults) {
             (State::Bound(b), Some(faults)) if b.bind_type.can_submit() => {
-                Ok((b.account, faults.borrow().clone()))
+                Ok((b.account, faults.clone()))
             }
             _ => Err(CommandStatus::ESME_RINVBNDSTS),
         }
@@ -587,7 +655,7 @@ impl Conn {
             Some(p) if sm.short_message.is_empty() => (p, sm.esm_class.has_udhi()),
             _ => (sm.short_message.bytes().clone(), sm.esm_class.has_udhi()),
         };
-        let destination = sm.destination_addr.to_string();
+        let destination = String::from_utf8_lossy(sm.destination_addr.as_bytes());
         let id = self.accept(
             now,
             account,
@@ -604,6 +672,7 @@ impl Conn {
                     total: s.total_segments,
                     seq: s.segment_seqnum,
                 }),
+                given_id: None,
             },
         );
         let body = Body::SubmitSmResp(Some(SmResp {
@@ -639,7 +708,7 @@ impl Conn {
                 destination: (
                     d.dest_addr_ton,
                     d.dest_addr_npi,
-                    d.destination_addr.to_string(),
+                    String::from_utf8_lossy(d.destination_addr.as_bytes()),
                 ),
                 udhi: d.esm_class.has_udhi(),
                 registered_delivery: d.registered_delivery.smsc_receipt(),
@@ -650,6 +719,7 @@ impl Conn {
                     total: s.total_segments,
                     seq: s.segment_seqnum,
                 }),
+                given_id: None,
             },
         );
         let body = Body::DataSmResp(Some(SmResp {
@@ -673,7 +743,7 @@ impl Conn {
             return self.respond_with_faults(now, pdu, &faults);
         }
         let mut failed = Vec::new();
-        let mut first_id = None;
+        let mut first_id: Option<String> = None;
         for dest in m.dest_addresses.as_slice() {
             match dest {
                 DestAddress::Sme {
@@ -690,13 +760,14 @@ impl Conn {
                             destination: (
                                 *dest_addr_ton,
                                 *dest_addr_npi,
-                                destination_addr.to_string(),
+                                String::from_utf8_lossy(destination_addr.as_bytes()),
                             ),
                             udhi: m.esm_class.has_udhi(),
                             registered_delivery: m.registered_delivery.smsc_receipt(),
                             data_coding: m.data_coding.0,
                             payload: m.short_message.as_bytes(),
                             sar: None,
+                            given_id: first_id.as_deref(),
                         },
                     );
                     first_id.get_or_insert(id);
@@ -729,7 +800,7 @@ impl Conn {
         let acct = &shared.accounts[account];
         let id = shared.next_message_id();
         shared.stats.messages_accepted.fetch_add(1, Relaxed);
-        let source = s.source.2.to_string();
+        let source = String::from_utf8_lossy(s.source.2.as_bytes());
 
         // The outcome is drawn now, whether or not a receipt is wanted, so query_sm can
         // report it.
@@ -737,18 +808,24 @@ impl Conn {
         let outcome = &acct.config.receipts.outcomes[outcome_index];
         let state = stat_state(&outcome.stat).unwrap_or(MessageState::UNKNOWN);
         let delay = acct.config.receipts.delay;
-        let final_in = Duration::from_millis(self.rng.range(delay.min_ms, delay.max_ms));
+        let extra = faults.faults.receipt_delay;
+        let final_in = Duration::from_millis(
+            self.rng
+                .range(delay.min_ms, delay.max_ms)
+                .saturating_add(self.rng.range(extra.min_ms, extra.max_ms)),
+        );
         let submitted = SystemTime::now();
         if let Ok(mut table) = shared.messages.lock() {
             table.insert(
-                id.clone(),
-                StoredMessage {
+                &id,
+                NewMessage {
                     account,
-                    source_addr: source.clone(),
-                    destination_addr: s.destination.2.clone(),
+                    source_addr: &source,
+                    destination_addr: &s.destination.2,
                     state,
                     done: Some(submitted + final_in),
                     error_code: outcome.err.min(255) as u8,
+                    data_coding: s.data_coding,
                 },
             );
         }
@@ -784,7 +861,7 @@ impl Conn {
         }
         let text = sms::decode_text(s.data_coding, s.udhi, s.payload, &acct.text_options);
         let body = receipt_body(&ReceiptFacts {
-            message_id: &id,
+            message_id: s.given_id.unwrap_or(&id),
             id_format: shared.config.message_id_format,
             text_id: acct.config.receipts.text_id,
             format: acct.config.receipts.format,
@@ -824,12 +901,14 @@ impl Conn {
     }
 
     fn query_sm(&mut self, seq: u32, q: &smppd::pdu::QuerySm) {
-        if let Err(status) = self.submitter() {
-            return self.refuse(CommandId::QUERY_SM, seq, status);
-        }
+        let account = match self.submitter() {
+            Ok((account, _)) => account,
+            Err(status) => return self.refuse(CommandId::QUERY_SM, seq, status),
+        };
+        // Another account's messages are not visible (3.4 §4.8.1).
         let found = q.message_id.as_str().and_then(|id| {
             let table = self.shared.messages.lock().ok()?;
-            table.get(id).cloned()
+            table.get(id).filter(|m| m.account == account).cloned()
         });
         let Some(m) = found else {
             return self.refuse(CommandId::QUERY_SM, seq, CommandStatus::ESME_RINVMSGID);
@@ -861,9 +940,11 @@ impl Conn {
         let pending = |m: &StoredMessage| {
             m.account == account && m.source_addr == source && m.done.is_some_and(|d| d > wall)
         };
+        let cancelled_count = &self.shared.cancelled;
         let cancel_one = |m: &mut StoredMessage| {
             m.state = MessageState::DELETED;
             m.done = Some(wall);
+            cancelled_count.fetch_add(1, Relaxed);
         };
         // 3.4 §4.9: with a message_id, that message; without, every pending message from
         // this source to this destination.
@@ -898,26 +979,31 @@ impl Conn {
     }
 
     fn replace_sm(&mut self, seq: u32, r: &smppd::pdu::ReplaceSm) {
-        if let Err(status) = self.submitter() {
-            return self.refuse(CommandId::REPLACE_SM, seq, status);
-        }
+        let account = match self.submitter() {
+            Ok((account, _)) => account,
+            Err(status) => return self.refuse(CommandId::REPLACE_SM, seq, status),
+        };
         let wall = SystemTime::now();
         let id = r.message_id.to_string();
-        let replaceable = match self.shared.messages.lock() {
-            Ok(table) => table.get(&id).is_some_and(|m| {
-                m.done.is_some_and(|d| d > wall)
-                    && m.source_addr.as_bytes() == r.source_addr.as_bytes()
-            }),
-            Err(_) => false,
+        // Only a pending message of this account, from the same source (3.4 §4.10.1).
+        let data_coding = match self.shared.messages.lock() {
+            Ok(table) => table
+                .get(&id)
+                .filter(|m| {
+                    m.account == account
+                        && m.done.is_some_and(|d| d > wall)
+                        && m.source_addr.as_bytes() == r.source_addr.as_bytes()
+                })
+                .map(|m| m.data_coding),
+            Err(_) => None,
         };
-        if !replaceable {
+        let Some(data_coding) = data_coding else {
             return self.refuse(CommandId::REPLACE_SM, seq, CommandStatus::ESME_RREPLACEFAIL);
-        }
+        };
+        let options = &self.shared.accounts[account].text_options;
+        let text = sms::decode_text(data_coding, false, r.short_message.as_bytes(), options);
         if let Ok(mut handset) = self.shared.handset.lock() {
-            handset.replace_text(
-                &id,
-                String::from_utf8_lossy(r.short_message.as_bytes()).into_owned(),
-            );
+            handset.replace_text(&id, text);
         }
         self.respond(seq, CommandStatus::ESME_ROK, Body::ReplaceSmResp);
     }
@@ -926,8 +1012,10 @@ impl Conn {
     fn outbound(&mut self, now: Instant, out: Outbound) {
         match out {
             Outbound::Deliver(job) => {
-                // A receipt for a message cancelled meanwhile is not sent.
+                // A receipt for a message cancelled meanwhile is not sent. (Only looked up
+                // once anything was cancelled: this runs for every receipt.)
                 if let JobKind::Receipt { message_id } = &job.kind
+                    && self.shared.cancelled.load(Relaxed) > 0
                     && self
                         .shared
                         .messages
@@ -949,8 +1037,15 @@ impl Conn {
                         self.shared.stats.mo_sent.fetch_add(1, Relaxed);
                     }
                 }
-                let body = Body::DeliverSm(job.body.clone());
-                self.send_request(now, body, OutKind::Deliver(Box::new(job)));
+                // The body is lent to the PDU for encoding and kept for a resend.
+                let mut job = job;
+                let seq = self.sequence();
+                let pdu = Pdu::new(seq, Body::DeliverSm(std::mem::take(&mut job.body)));
+                self.write(&pdu);
+                if let Body::DeliverSm(body) = pdu.body {
+                    job.body = body;
+                }
+                self.await_answer(now, seq, OutKind::Deliver(job));
             }
             Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
         }
@@ -967,8 +1062,9 @@ impl Conn {
                     self.shared.stats.receipts_acked.fetch_add(1, Relaxed);
                 }
             }
-            OutKind::Deliver(job) => self.resend_later(now, *job),
-            OutKind::EnquireLink | OutKind::Unbind => {}
+            OutKind::Deliver(job) => self.resend_later(now, job),
+            OutKind::EnquireLink => self.enquire_link_pending = false,
+            OutKind::Unbind => {}
         }
     }
 
@@ -979,7 +1075,10 @@ impl Conn {
             .receipts
             .max_resends;
         if job.attempts > max {
-            self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+            // (An MO part given up is not a receipt: it is not counted as one.)
+            if matches!(job.kind, JobKind::Receipt { .. }) {
+                self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+            }
         } else {
             self.jobs_out.push((now + RESEND_DELAY, job));
         }
@@ -1011,7 +1110,7 @@ impl Conn {
             self.out_order.pop_front();
             if let Some(p) = self.pending_out.remove(&seq) {
                 match p.kind {
-                    OutKind::Deliver(job) => self.resend_later(now, *job),
+                    OutKind::Deliver(job) => self.resend_later(now, job),
                     // The link is dead (3.4 §2.9): close.
                     OutKind::EnquireLink | OutKind::Unbind => {
                         self.close = Some(Close::Abrupt);
@@ -1022,6 +1121,7 @@ impl Conn {
         }
         if self.enquire_link_due().is_some_and(|t| now >= t) {
             self.send_request(now, Body::EnquireLink, OutKind::EnquireLink);
+            self.enquire_link_pending = true;
         }
     }
 
@@ -1047,7 +1147,7 @@ impl Conn {
         let pending: Vec<PendingOut> = self.pending_out.drain().map(|(_, p)| p).collect();
         for p in pending {
             if let OutKind::Deliver(job) = p.kind {
-                self.jobs_out.push((now, *job));
+                self.jobs_out.push((now, job));
             }
         }
         // Deliveries queued for this bind but never written go back too.

@@ -13,11 +13,14 @@ use serde::Serialize;
 use smppd::pdu::{CommandId, CommandStatus};
 
 /// The commands counted one by one; anything else counts as "other".
-const COMMANDS: [CommandId; 22] = [
+const COMMANDS: [CommandId; 25] = [
     CommandId::GENERIC_NACK,
     CommandId::BIND_RECEIVER,
+    CommandId::BIND_RECEIVER_RESP,
     CommandId::BIND_TRANSMITTER,
+    CommandId::BIND_TRANSMITTER_RESP,
     CommandId::BIND_TRANSCEIVER,
+    CommandId::BIND_TRANSCEIVER_RESP,
     CommandId::UNBIND,
     CommandId::UNBIND_RESP,
     CommandId::ENQUIRE_LINK,

@@ -1,12 +1,72 @@
 //! The simulator's memory: the message table (query, cancel, replace, receipts) and the handset
 //! view (what each destination's phone would show). Both are bounded; the oldest go first.
+//!
+//! Both sit on the path of every submit, so once full they reuse the strings of the entry they
+//! forget for the one they add, instead of freeing one set of allocations and making another.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 use smppd::pdu::MessageState;
-use smppd::sms::{CarrierTextOptions, Fragment, Reassembler, ReassemblyConfig, Sar};
+use smppd::sms::{
+    CarrierTextOptions, Concat, ConcatKind, Encoding, Fragment, Reassembler, ReassemblyConfig, Sar,
+};
+
+/// A fast, non-cryptographic hasher (the Fx hash of rustc) for keys made here: message ids
+/// and sequence numbers, nothing an attacker would pick.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Replaces the contents of `buf` with `text`, keeping its allocation when it is big enough.
+fn set(buf: &mut String, text: &str) {
+    buf.clear();
+    buf.push_str(text);
+}
 
 /// One accepted short message.
 #[derive(Clone, Debug)]
@@ -17,11 +77,25 @@ pub(crate) struct StoredMessage {
     pub(crate) state: MessageState,
     pub(crate) done: Option<SystemTime>,
     pub(crate) error_code: u8,
+    /// The data_coding it was submitted with; replace_sm text is read in it (replace_sm has
+    /// no data_coding of its own, 3.4 §4.10.1).
+    pub(crate) data_coding: u8,
+}
+
+/// A message to add to the table, borrowing its strings.
+pub(crate) struct NewMessage<'a> {
+    pub(crate) account: usize,
+    pub(crate) source_addr: &'a str,
+    pub(crate) destination_addr: &'a str,
+    pub(crate) state: MessageState,
+    pub(crate) done: Option<SystemTime>,
+    pub(crate) error_code: u8,
+    pub(crate) data_coding: u8,
 }
 
 /// Messages by id, bounded: inserting past the limit forgets the oldest.
 pub(crate) struct MessageTable {
-    by_id: HashMap<String, StoredMessage>,
+    by_id: FxHashMap<String, StoredMessage>,
     order: VecDeque<String>,
     max: usize,
 }
@@ -29,20 +103,51 @@ pub(crate) struct MessageTable {
 impl MessageTable {
     pub(crate) fn new(max: usize) -> Self {
         MessageTable {
-            by_id: HashMap::new(),
+            by_id: FxHashMap::default(),
             order: VecDeque::new(),
             max: max.max(1),
         }
     }
 
-    pub(crate) fn insert(&mut self, id: String, message: StoredMessage) {
+    pub(crate) fn insert(&mut self, id: &str, m: NewMessage<'_>) {
+        // The forgotten entry's strings become the new one's.
+        let mut recycled = None;
         while self.order.len() >= self.max {
-            if let Some(old) = self.order.pop_front() {
-                self.by_id.remove(&old);
-            }
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            recycled = self.by_id.remove_entry(&old).map(|entry| (old, entry));
         }
-        self.order.push_back(id.clone());
-        self.by_id.insert(id, message);
+        let (mut order_id, (mut key, mut message)) = match recycled {
+            Some(r) => r,
+            None => (
+                String::new(),
+                (
+                    String::new(),
+                    StoredMessage {
+                        account: 0,
+                        source_addr: String::new(),
+                        destination_addr: String::new(),
+                        state: MessageState::ENROUTE,
+                        done: None,
+                        error_code: 0,
+                        data_coding: 0,
+                    },
+                ),
+            ),
+        };
+        set(&mut order_id, id);
+        set(&mut key, id);
+        set(&mut message.source_addr, m.source_addr);
+        set(&mut message.destination_addr, m.destination_addr);
+        message.account = m.account;
+        message.state = m.state;
+        message.done = m.done;
+        message.error_code = m.error_code;
+        message.data_coding = m.data_coding;
+        self.order.push_back(order_id);
+        // Ids are unique, so nothing is replaced here.
+        self.by_id.insert(key, message);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&StoredMessage> {
@@ -63,7 +168,7 @@ impl MessageTable {
 }
 
 /// A message as the handset shows it: reassembled and decoded.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct HandsetMessage {
     /// The account that submitted it.
     pub account: String,
@@ -84,7 +189,8 @@ pub struct HandsetMessage {
 /// Reassembles what arrives per (account, source, destination) and keeps the last messages.
 pub(crate) struct Handset {
     reassembler: Reassembler,
-    /// Ids of parts whose set is not complete yet, by fragment key.
+    /// Ids of parts whose set is not complete yet, by set ([`set_key`]): two long messages
+    /// to one handset may arrive interleaved, with single ones in between.
     pending_ids: HashMap<String, Vec<String>>,
     messages: VecDeque<HandsetMessage>,
     max: usize,
@@ -100,6 +206,46 @@ pub(crate) struct Arrival<'a> {
     pub(crate) sar: Option<Sar>,
     pub(crate) payload: &'a [u8],
     pub(crate) message_id: &'a str,
+}
+
+/// Names one concatenated set as the reassembler groups them: fragment key, mechanism,
+/// reference and total.
+fn set_key(key: &str, kind: ConcatKind, reference: u16, total: u8) -> String {
+    format!("{key}\u{1}{kind:?}\u{1}{reference}\u{1}{total}")
+}
+
+/// The part's concatenation info, read as the reassembler reads it: the UDH first, else
+/// valid SAR values.
+fn concat_of(arrival: &Arrival<'_>) -> Option<Concat> {
+    if arrival.udhi
+        && let Ok((udh, _)) = smppd::sms::parse_udh(arrival.payload)
+        && let Some(c) = udh.concat_info()
+    {
+        return Some(c);
+    }
+    arrival
+        .sar
+        .filter(|s| s.total > 0 && s.seq > 0 && s.seq <= s.total)
+        .map(|s| Concat {
+            reference: s.ref_num,
+            total: s.total,
+            seq: s.seq,
+            kind: ConcatKind::Sar,
+        })
+}
+
+/// Sets everything but the text, reusing the strings already there.
+fn fill(m: &mut HandsetMessage, arrival: &Arrival<'_>, parts: u8) {
+    set(&mut m.account, arrival.account);
+    set(&mut m.from, arrival.from);
+    set(&mut m.to, arrival.to);
+    m.parts = parts;
+    m.data_coding = arrival.data_coding;
+    m.message_ids.truncate(1);
+    match m.message_ids.first_mut() {
+        Some(id) => set(id, arrival.message_id),
+        None => m.message_ids.push(arrival.message_id.to_owned()),
+    }
 }
 
 impl Handset {
@@ -118,6 +264,28 @@ impl Handset {
         arrival: Arrival<'_>,
         options: &CarrierTextOptions,
     ) {
+        // A message without UDH or SAR is whole: no reassembly, decoded straight into a
+        // recycled entry.
+        if !arrival.udhi && arrival.sar.is_none() {
+            let mut m = self.recycled();
+            fill(&mut m, &arrival, 1);
+            m.text.clear();
+            match Encoding::from_data_coding(arrival.data_coding, options) {
+                Some(Encoding::Gsm7) if !options.packed => {
+                    smppd::sms::gsm::decode_into(arrival.payload, &mut m.text)
+                }
+                _ => {
+                    m.text = smppd::sms::decode_text(
+                        arrival.data_coding,
+                        false,
+                        arrival.payload,
+                        options,
+                    )
+                }
+            }
+            self.messages.push_back(m);
+            return;
+        }
         let key = format!(
             "{}\u{1}{}\u{1}{}",
             arrival.account, arrival.from, arrival.to
@@ -132,11 +300,22 @@ impl Handset {
         let result = self.reassembler.accept(now, &fragment, options);
         // Parts of sets that time out are forgotten with them.
         while let Some(expired) = self.reassembler.poll_expired() {
-            self.pending_ids.remove(&expired.key);
+            self.pending_ids.remove(&set_key(
+                &expired.key,
+                expired.kind,
+                expired.reference,
+                expired.total,
+            ));
         }
         match result {
             Ok(smppd::sms::Accepted::Complete(message)) => {
-                let mut ids = self.pending_ids.remove(&key).unwrap_or_default();
+                let mut ids = match message.concat {
+                    Some(c) if c.total > 1 => self
+                        .pending_ids
+                        .remove(&set_key(&key, c.kind, c.reference, c.total))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
                 ids.push(arrival.message_id.to_owned());
                 let parts = message.concat.map_or(1, |c| c.total);
                 self.push(HandsetMessage {
@@ -150,10 +329,13 @@ impl Handset {
                 });
             }
             Ok(smppd::sms::Accepted::Pending { .. }) => {
-                self.pending_ids
-                    .entry(key)
-                    .or_default()
-                    .push(arrival.message_id.to_owned());
+                // Pending means the part carried concatenation info.
+                if let Some(c) = concat_of(&arrival) {
+                    self.pending_ids
+                        .entry(set_key(&key, c.kind, c.reference, c.total))
+                        .or_default()
+                        .push(arrival.message_id.to_owned());
+                }
             }
             Ok(smppd::sms::Accepted::Duplicate) => {}
             Err(_) => {
@@ -168,6 +350,16 @@ impl Handset {
                     message_ids: vec![arrival.message_id.to_owned()],
                 });
             }
+        }
+    }
+
+    /// An entry to fill: the oldest one when the view is full (it is forgotten), else a new
+    /// one.
+    fn recycled(&mut self) -> HandsetMessage {
+        if self.messages.len() >= self.max {
+            self.messages.pop_front().unwrap_or_default()
+        } else {
+            HandsetMessage::default()
         }
     }
 

@@ -91,6 +91,14 @@ impl Esme<TcpStream> {
         assert_eq!(resp.command_status, CommandStatus::ESME_ROK, "{resp:?}");
         esme
     }
+
+    /// Connects and binds as `kind` (a bind command id) with password "pw".
+    pub async fn bound_as(addr: SocketAddr, kind: CommandId, id: &str) -> Esme<TcpStream> {
+        let mut esme = Esme::connect(addr).await;
+        let resp = esme.bind(kind, id, "pw").await;
+        assert_eq!(resp.command_status, CommandStatus::ESME_ROK, "{resp:?}");
+        esme
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Esme<S> {
@@ -205,6 +213,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Esme<S> {
         self.response(seq).await
     }
 
+    /// Submits and returns the message id, asserting ESME_ROK; deliver_sm met meanwhile are
+    /// answered and returned.
+    pub async fn submit_ok(&mut self, sm: SubmitSm) -> (String, Vec<Pdu>) {
+        let (resp, early) = self.submit(sm).await;
+        assert_eq!(resp.command_status, CommandStatus::ESME_ROK, "{resp:?}");
+        (message_id(&resp), early)
+    }
+
+    /// Sends a request and waits for its response (answering SMSC requests meanwhile).
+    pub async fn call(&mut self, body: Body) -> Pdu {
+        let seq = self.request(body).await;
+        self.response(seq).await.0
+    }
+
+    /// The next `n` deliver_sm, each answered with ESME_ROK; `early` ones come first.
+    pub async fn delivers(&mut self, n: usize, early: Vec<Pdu>) -> Vec<DeliverSm> {
+        let mut out: Vec<DeliverSm> = early
+            .into_iter()
+            .filter_map(|p| match p.body {
+                Body::DeliverSm(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        while out.len() < n {
+            let pdu = self.next_deliver(WAIT).await.expect("a deliver_sm");
+            self.answer(&pdu).await;
+            if let Body::DeliverSm(d) = pdu.body {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// True when no PDU other than enquire_link arrives within `wait` (answering those).
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_within(left).await {
+                None => return true,
+                Some(Ok(pdu)) if matches!(pdu.body, Body::EnquireLink) => self.answer(&pdu).await,
+                Some(_) => return false,
+            }
+        }
+    }
+
     /// True when the peer closed the connection within `wait` (reading and dropping PDUs).
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
@@ -228,6 +282,57 @@ pub fn sm(to: &str, text: &str) -> SubmitSm {
         destination_addr: COctetString::try_from(to).unwrap(),
         short_message: ShortMessage::new(text.as_bytes().to_vec()).unwrap(),
         ..SubmitSm::default()
+    }
+}
+
+/// A submit_sm carrying one part made by `smppd::sms::segment` (UDHI, SAR TLVs or
+/// message_payload as the part says).
+pub fn sm_part(to: &str, part: &smppd::sms::Part) -> SubmitSm {
+    let mut m = sm(to, "");
+    m.data_coding = DataCoding(part.data_coding);
+    if part.udhi {
+        m.esm_class = m.esm_class.with_udhi();
+    }
+    let mut tlvs = TlvsBuilder::new();
+    match part.field {
+        smppd::sms::PayloadField::ShortMessage => {
+            m.short_message = ShortMessage::new(part.payload.clone()).unwrap();
+        }
+        smppd::sms::PayloadField::MessagePayload => {
+            tlvs = tlvs.message_payload(&part.payload).unwrap();
+        }
+    }
+    if let Some(sar) = part.sar {
+        tlvs = tlvs.sar(Sar {
+            msg_ref_num: sar.ref_num,
+            total_segments: sar.total,
+            segment_seqnum: sar.seq,
+        });
+    }
+    m.tlvs = tlvs.build();
+    m
+}
+
+/// The text of a deliver_sm's short_message (receipts are ASCII).
+pub fn text_of(d: &DeliverSm) -> String {
+    String::from_utf8_lossy(d.short_message.as_bytes()).into_owned()
+}
+
+/// The simulator's config with short timers, for fast tests.
+pub fn quick_config(accounts: Vec<AccountConfig>) -> SimConfig {
+    SimConfig {
+        accounts,
+        response_timeout_ms: 300,
+        ..SimConfig::default()
+    }
+}
+
+/// Polls `f` until it is true (a safety-net timeout of `WAIT` fails the test).
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
