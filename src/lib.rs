@@ -10,6 +10,7 @@
 //! - [`api`]: the internal submit socket (HTTP/JSON): validation, errors.
 //! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
+//! - [`receipts`]: inbound receipts (correlation, roll-up) and MO messages (keywords).
 //! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
 //! - [`store`]: the durable message store: the `Store` trait and its embedded SQLite default.
 //! - [`conn`]: the tokio driver of one bind: a session over TCP or TLS, batched writes.
@@ -23,6 +24,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod metrics;
 pub mod pdu;
+pub mod receipts;
 pub mod routing;
 pub mod session;
 pub mod sms;

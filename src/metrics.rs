@@ -69,3 +69,33 @@ pub const ANOMALIES: &str = "smppd_session_anomalies_total";
 /// Counter, per `carrier`: events (late responses) dropped because the application's event
 /// queue was full.
 pub const EVENTS_DROPPED: &str = "smppd_carrier_events_dropped_total";
+
+// The message pipeline.
+
+/// Counter: messages accepted through the API.
+pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
+/// Counter, label `code`: API requests refused, by error code.
+pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
+/// Gauge, label `state`: messages in the store by state.
+pub const MESSAGES: &str = "smppd_messages";
+/// Counter, label `carrier`: parts the carrier accepted.
+pub const PIPELINE_PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
+/// Counter, labels `carrier`, `stat`: delivery receipts received.
+pub const RECEIPTS: &str = "smppd_receipts_total";
+/// Counter, labels `carrier`, `result` (`matched`, `unmatched`): receipt correlation.
+pub const RECEIPTS_MATCHED: &str = "smppd_receipts_correlated_total";
+/// Counter, label `reason`: retries scheduled.
+pub const RETRIES: &str = "smppd_retries_total";
+/// Counter, label `carrier`: resubmits of in-doubt messages (possible duplicates).
+pub const IN_DOUBT_RESUBMITS: &str = "smppd_in_doubt_resubmits_total";
+/// Histogram, seconds: accepted to submit_sm_resp.
+pub const ACCEPT_TO_SUBMIT: &str = "smppd_accept_to_submit_seconds";
+/// Histogram, seconds: accepted to final receipt.
+pub const ACCEPT_TO_RECEIPT: &str = "smppd_accept_to_receipt_seconds";
+/// Counter, label `outcome` (`delivered`, `retried`, `expired`, `dropped_queue_full`):
+/// webhook deliveries.
+pub const WEBHOOKS: &str = "smppd_webhooks_total";
+/// Counter, label `carrier`: mobile-originated messages received.
+pub const MO: &str = "smppd_mo_total";
+/// Counter, label `state`: messages that reached a final state.
+pub const MESSAGES_FINAL: &str = "smppd_messages_final_total";

@@ -23,9 +23,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Callback deliveries by outcome (delivered, retried, expired, dropped_queue_full).
-pub const WEBHOOKS_METRIC: &str = "smppd_webhooks_total";
-
 /// The header carrying the signature: `sha256=<hex of HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "x-smppd-signature";
 
@@ -138,7 +135,8 @@ impl Webhooks {
     /// Queues a callback. Never waits.
     pub fn notify(&self, event: WebhookEvent) -> Result<(), QueueFull> {
         self.tx.try_send(event).map_err(|_| {
-            metrics::counter!(WEBHOOKS_METRIC, "outcome" => "dropped_queue_full").increment(1);
+            metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => "dropped_queue_full")
+                .increment(1);
             QueueFull
         })
     }
@@ -207,7 +205,7 @@ async fn run(
                 let Some(head) = queue.front() else { continue };
                 let expired = now.duration_since(head.first) >= Duration::from_secs(config.max_age_secs);
                 if ok || expired {
-                    metrics::counter!(WEBHOOKS_METRIC, "outcome" => if ok { "delivered" } else { "expired" }).increment(1);
+                    metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => if ok { "delivered" } else { "expired" }).increment(1);
                     queue.pop_front();
                     held = held.saturating_sub(1);
                     if queue.is_empty() {
@@ -216,7 +214,7 @@ async fn run(
                         due.push(Reverse((now, id)));
                     }
                 } else {
-                    metrics::counter!(WEBHOOKS_METRIC, "outcome" => "retried").increment(1);
+                    metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => "retried").increment(1);
                     let step = config
                         .initial_backoff_ms
                         .saturating_mul(1u64 << head.attempts.saturating_sub(1).min(20))

@@ -2,5 +2,9 @@
 //! policy and failover.
 //!
 //! - [`policy`]: what to do after an attempt or a receipt (pure).
+//! - [`dispatcher`]: the loop and the per-message tasks (I/O).
 
+pub mod dispatcher;
 pub mod policy;
+
+pub use dispatcher::{CarrierEntry, DispatchConfig, DispatchOptions, Dispatcher};

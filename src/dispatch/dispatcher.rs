@@ -1,0 +1,763 @@
+//! The dispatch loop: claim ready messages, segment them for a carrier, route, submit all
+//! parts through one bind, record every outcome, and decide what comes next.
+//!
+//! Each claimed message is handled by its own task, bounded by a semaphore; the store
+//! group-commits the updates of all of them. A throttled or unavailable carrier gives the
+//! message back untouched (no attempt is spent); a transient error backs off and moves to the
+//! next carrier; a permanent one fails the message with the status as reason; a missing
+//! response follows the carrier's in-doubt policy, and every resubmit of an in-doubt message
+//! is counted on it (DESIGN promise 4).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::policy::{AttemptOutcome, Decision, InDoubtPolicy, RetryPolicy};
+use crate::api::validate::sender;
+use crate::carrier::{CarrierPool, SubmitError};
+use crate::conn::PartOutcome;
+use crate::pdu::{
+    Body, COctetString, CommandStatus, EsmClass, Npi, RegisteredDelivery, ShortMessage, SubmitSm,
+    TlvsBuilder, Ton,
+};
+use crate::routing::Router;
+use crate::sms::{
+    self, IdFormat, IdNormalizer, PayloadField, RefWidth, ReferenceAllocator,
+    ReferenceAllocatorConfig, SegmentationMethod,
+};
+use crate::store::{
+    AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, Message, MessageId, NewAttempt,
+    Reason, Store, Timestamp, Update,
+};
+use crate::webhook::{WebhookEvent, Webhooks};
+
+/// How a carrier writes its message ids, as configured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdFormatName {
+    /// Compare as given (after trimming); when both sides look numeric they still match.
+    #[default]
+    Opaque,
+    /// Hexadecimal.
+    Hex,
+    /// Decimal.
+    Decimal,
+}
+
+impl From<IdFormatName> for IdFormat {
+    fn from(f: IdFormatName) -> IdFormat {
+        match f {
+            IdFormatName::Opaque => IdFormat::Opaque,
+            IdFormatName::Hex => IdFormat::Hex,
+            IdFormatName::Decimal => IdFormat::Decimal,
+        }
+    }
+}
+
+/// Which parts of a long message the carrier sends receipts for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptParts {
+    /// A receipt per part; the message is delivered when every part is.
+    #[default]
+    Every,
+    /// A receipt for the first part only, standing for the whole message.
+    First,
+}
+
+/// What the dispatcher needs to know of a carrier beyond its binds (`[carriers.dispatch]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchOptions {
+    /// Retry policy and status classes for this carrier.
+    pub retry: RetryPolicy,
+    /// What to do when a submit's response never comes. Default resubmit.
+    pub in_doubt: InDoubtPolicy,
+    /// The form of message_id in submit_sm_resp. Default opaque.
+    pub submit_id_format: IdFormatName,
+    /// The form of the id in receipts. Default opaque.
+    pub receipt_id_format: IdFormatName,
+    /// Receipts for every part or the first part only. Default every.
+    pub receipt_parts: ReceiptParts,
+    /// Whether ACCEPTD in a receipt means delivered. Default true (3.4 calls it final).
+    pub accepted_is_final: bool,
+    /// Price per part, for least-cost routes. Default 0.
+    pub price: f64,
+    /// How long to wait for receipts after submission, seconds. Default 259 200 (72 h).
+    pub receipt_timeout_secs: u64,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            retry: RetryPolicy::default(),
+            in_doubt: InDoubtPolicy::Resubmit,
+            submit_id_format: IdFormatName::Opaque,
+            receipt_id_format: IdFormatName::Opaque,
+            receipt_parts: ReceiptParts::Every,
+            accepted_is_final: true,
+            price: 0.0,
+            receipt_timeout_secs: 72 * 3600,
+        }
+    }
+}
+
+/// A carrier as the dispatcher uses it.
+pub struct CarrierEntry {
+    /// Its binds.
+    pub pool: CarrierPool,
+    /// Its dispatch settings.
+    pub options: DispatchOptions,
+    /// How its ids are compared.
+    pub normalizer: IdNormalizer,
+    references: Mutex<ReferenceAllocator>,
+}
+
+impl CarrierEntry {
+    /// A carrier entry for this pool.
+    pub fn new(pool: CarrierPool, options: DispatchOptions) -> CarrierEntry {
+        let width = match pool.spec().text.segmentation {
+            SegmentationMethod::Udh8 => RefWidth::Bits8,
+            _ => RefWidth::Bits16,
+        };
+        let normalizer = IdNormalizer {
+            submit_resp: options.submit_id_format.into(),
+            receipt: options.receipt_id_format.into(),
+        };
+        CarrierEntry {
+            references: Mutex::new(ReferenceAllocator::new(ReferenceAllocatorConfig {
+                width,
+                ..ReferenceAllocatorConfig::default()
+            })),
+            pool,
+            options,
+            normalizer,
+        }
+    }
+
+    /// The carrier's name.
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+}
+
+/// Dispatch loop settings (`[dispatch]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Messages claimed per store call. Default 256.
+    pub claim_batch: usize,
+    /// Messages being handled at once. Default 20 000.
+    pub max_in_flight: usize,
+    /// How often to look for ready messages when nothing wakes the loop, ms. Default 200.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            claim_batch: 256,
+            max_in_flight: 20_000,
+            poll_interval_ms: 200,
+        }
+    }
+}
+
+/// The dispatcher: shared by the loop and the message tasks.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    carriers: Vec<Arc<CarrierEntry>>,
+    by_name: HashMap<String, usize>,
+    router: Router,
+    webhooks: Option<Webhooks>,
+    wake: Arc<Notify>,
+    config: DispatchConfig,
+    draws: Mutex<u64>,
+    references: std::sync::atomic::AtomicU64,
+}
+
+fn now_ts() -> Timestamp {
+    Timestamp::now()
+}
+
+fn system_time(t: Timestamp) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(t.as_millis()).unwrap_or(0))
+}
+
+fn at(delay: Duration) -> Timestamp {
+    now_ts().saturating_add(delay)
+}
+
+impl Dispatcher {
+    /// A dispatcher over these carriers (in the order the router's indexes refer to).
+    pub fn new(
+        store: Arc<dyn Store>,
+        carriers: Vec<Arc<CarrierEntry>>,
+        router: Router,
+        webhooks: Option<Webhooks>,
+        wake: Arc<Notify>,
+        config: DispatchConfig,
+    ) -> Dispatcher {
+        let by_name = carriers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name().to_owned(), i))
+            .collect();
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Dispatcher {
+            store,
+            carriers,
+            by_name,
+            router,
+            webhooks,
+            wake,
+            config,
+            draws: Mutex::new(seed | 1),
+            references: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The carriers.
+    pub fn carriers(&self) -> &[Arc<CarrierEntry>] {
+        &self.carriers
+    }
+
+    /// A carrier by name.
+    pub fn carrier(&self, name: &str) -> Option<&Arc<CarrierEntry>> {
+        self.by_name.get(name).map(|&i| &self.carriers[i])
+    }
+
+    fn draw(&self) -> u64 {
+        let Ok(mut state) = self.draws.lock() else {
+            return 0;
+        };
+        // SplitMix64.
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Runs until `cancel` fires: claims ready messages and hands each to a task.
+    pub async fn run(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
+        while !cancel.is_cancelled() {
+            let room = permits
+                .available_permits()
+                .min(self.config.claim_batch.max(1));
+            let claimed = if room == 0 {
+                Vec::new()
+            } else {
+                match self.store.claim(room).await {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claim failed");
+                        Vec::new()
+                    }
+                }
+            };
+            let full = claimed.len() == room && room > 0;
+            for message in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let this = self.clone();
+                tracker.spawn(async move {
+                    this.handle(message).await;
+                    drop(permit);
+                });
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    fn notify(&self, message: &Message, status: &str, reason: Option<&Reason>) {
+        let Some(webhooks) = &self.webhooks else {
+            return;
+        };
+        let Some(url) = webhooks.url_for(message.callback_url.as_deref()) else {
+            return;
+        };
+        let body = json!({
+            "id": message.id.to_string(),
+            "status": status,
+            "reason": reason.map(|r| json!({"code": r.code, "message": r.text})),
+            "to": message.to,
+            "parts": message.parts,
+            "at": crate::api::views::rfc3339(now_ts()),
+        });
+        let _ = webhooks.notify(WebhookEvent {
+            message_id: message.id.to_string(),
+            url,
+            body: body.to_string().into(),
+        });
+    }
+
+    async fn apply(&self, updates: Vec<Update>) {
+        if let Err(e) = self.store.apply(updates).await {
+            tracing::error!(error = %e, "recording an outcome failed");
+        }
+    }
+
+    async fn finish(&self, message: &Message, state: FinalState, reason: Reason) {
+        self.notify(message, final_name(state), Some(&reason));
+        self.apply(vec![Update::Finish {
+            id: message.id,
+            state,
+            reason,
+        }])
+        .await;
+    }
+
+    /// Gives the message back to the queue without spending an attempt.
+    async fn release(&self, message: &Message, delay: Duration) {
+        self.apply(vec![Update::Release {
+            id: message.id,
+            at: at(delay),
+        }])
+        .await;
+    }
+
+    /// The carriers to try, best first.
+    fn candidates(&self, message: &Message) -> Vec<usize> {
+        match &message.carrier {
+            Some(name) => self.by_name.get(name).copied().into_iter().collect(),
+            None => self.router.candidates(&message.to, self.draw()),
+        }
+    }
+
+    /// Handles one claimed message through one attempt.
+    pub async fn handle(&self, message: Message) {
+        let now = now_ts();
+        if now >= message.expires_at {
+            return self
+                .finish(
+                    &message,
+                    FinalState::Expired,
+                    Reason::new("expired", "the TTL passed before it could be sent"),
+                )
+                .await;
+        }
+        let candidates = self.candidates(&message);
+        if candidates.is_empty() {
+            return self
+                .finish(
+                    &message,
+                    FinalState::Failed,
+                    Reason::new("no_route", format!("no route to {}", mask(&message.to))),
+                )
+                .await;
+        }
+        // After a transient failure the message moves on to the next carrier: start from
+        // the one after the last carrier tried, by attempt count.
+        let rotate = if message.attempts > 0 {
+            message.attempts as usize % candidates.len()
+        } else {
+            0
+        };
+        let mut order: Vec<usize> = candidates
+            .iter()
+            .cycle()
+            .skip(rotate)
+            .take(candidates.len())
+            .copied()
+            .collect();
+        order.retain(|&i| self.carriers[i].pool.is_available());
+        let Some(&first) = order.first() else {
+            // Every candidate is down: wait without spending an attempt.
+            let delay = Duration::from_millis(500);
+            if system_time(now) + delay >= system_time(message.expires_at) {
+                return self
+                    .finish(
+                        &message,
+                        FinalState::Expired,
+                        Reason::new("expired", "no carrier was available before the TTL"),
+                    )
+                    .await;
+            }
+            return self.release(&message, delay).await;
+        };
+        let mut chosen = first;
+        let mut attempt = None;
+        for &i in &order {
+            match self.submit_to(&message, i).await {
+                Ok(done) => {
+                    chosen = i;
+                    attempt = Some(done);
+                    break;
+                }
+                Err(Failure::Failover) => continue,
+                Err(Failure::Busy(delay)) => return self.release(&message, delay).await,
+                Err(Failure::Final(reason)) => {
+                    return self.finish(&message, FinalState::Failed, reason).await;
+                }
+            }
+        }
+        let Some(attempt) = attempt else {
+            return self.release(&message, Duration::from_millis(500)).await;
+        };
+        self.record(message, chosen, attempt).await;
+    }
+
+    /// Segments and submits the message on carrier `i`.
+    async fn submit_to(&self, message: &Message, i: usize) -> Result<Attempted, Failure> {
+        let carrier = &self.carriers[i];
+        let text = &carrier.pool.spec().text;
+        let reference = match carrier.references.lock() {
+            Ok(mut refs) => refs.allocate(&message.to, Instant::now()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let segments = sms::segment(&message.body, text, reference).map_err(|e| {
+            Failure::Final(Reason::new(
+                "body_too_long",
+                format!("cannot split for {}: {e}", carrier.name()),
+            ))
+        })?;
+        let sender = sender(&message.from).map_err(|_| {
+            Failure::Final(Reason::new("invalid_sender", "the sender cannot be sent"))
+        })?;
+        let receipt_every = carrier.options.receipt_parts == ReceiptParts::Every;
+        let mut parts: Vec<Body> = segments
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(n, part)| {
+                let (short_message, mut tlvs) = match part.field {
+                    PayloadField::ShortMessage => (
+                        ShortMessage::new(part.payload.clone()).unwrap_or_default(),
+                        TlvsBuilder::new(),
+                    ),
+                    PayloadField::MessagePayload => (
+                        ShortMessage::empty(),
+                        TlvsBuilder::new()
+                            .message_payload(&part.payload)
+                            .unwrap_or_default(),
+                    ),
+                };
+                if let Some(sar) = part.sar {
+                    tlvs = tlvs.sar(crate::pdu::Sar {
+                        msg_ref_num: sar.ref_num,
+                        total_segments: sar.total,
+                        segment_seqnum: sar.seq,
+                    });
+                }
+                Body::SubmitSm(SubmitSm {
+                    source_addr_ton: sender.ton,
+                    source_addr_npi: sender.npi,
+                    source_addr: COctetString::new(&sender.addr).unwrap_or_default(),
+                    dest_addr_ton: Ton::INTERNATIONAL,
+                    dest_addr_npi: Npi::ISDN,
+                    destination_addr: COctetString::new(&message.to).unwrap_or_default(),
+                    esm_class: EsmClass(part.esm_class_bits()),
+                    priority_flag: message.priority.get().min(3),
+                    registered_delivery: if receipt_every || n == 0 {
+                        RegisteredDelivery::FINAL
+                    } else {
+                        RegisteredDelivery::NONE
+                    },
+                    data_coding: crate::pdu::DataCoding(part.data_coding),
+                    short_message,
+                    tlvs: tlvs.build(),
+                    ..SubmitSm::default()
+                })
+            })
+            .collect();
+        let token = self
+            .references
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started_at = now_ts();
+        let submission = match carrier.pool.submit(&mut parts, token).await {
+            Ok(s) => s,
+            Err(SubmitError::Throttled { retry_after }) => return Err(Failure::Busy(retry_after)),
+            Err(SubmitError::WindowsFull) => return Err(Failure::Busy(Duration::from_millis(50))),
+            Err(SubmitError::ShuttingDown) => return Err(Failure::Busy(Duration::from_secs(1))),
+            Err(SubmitError::TooManyParts(n)) => {
+                return Err(Failure::Final(Reason::new(
+                    "body_too_long",
+                    format!("{n} parts is more than {} takes", carrier.name()),
+                )));
+            }
+            Err(e) if e.is_failover() => return Err(Failure::Failover),
+            Err(_) => return Err(Failure::Failover),
+        };
+        let outcome = submission.await;
+        Ok(Attempted {
+            bind: carrier
+                .pool
+                .bind_name(outcome.bind)
+                .unwrap_or("?")
+                .to_owned(),
+            parts: outcome.parts,
+            started_at,
+        })
+    }
+
+    /// Records the attempt's outcome and what follows it.
+    async fn record(&self, message: Message, i: usize, attempt: Attempted) {
+        let carrier = &self.carriers[i];
+        let name = carrier.name().to_owned();
+        let mut updates = Vec::new();
+        let mut accepted = 0;
+        for (index, part) in attempt.parts.iter().enumerate() {
+            match part {
+                PartOutcome::Accepted { message_id, .. } => {
+                    accepted += 1;
+                    let raw = message_id.to_string();
+                    updates.push(Update::PartSubmitted {
+                        id: message.id,
+                        part: index as u16,
+                        carrier: name.clone(),
+                        bind: attempt.bind.clone(),
+                        key: carrier.normalizer.submit_resp_key(&raw),
+                        carrier_message_id: raw,
+                    });
+                }
+                PartOutcome::Rejected { status, .. } | PartOutcome::Throttled { status, .. } => {
+                    updates.push(Update::PartRejected {
+                        id: message.id,
+                        part: index as u16,
+                        carrier: name.clone(),
+                        bind: attempt.bind.clone(),
+                        status: *status,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let (outcome, status, stored, detail) = summarize(&attempt.parts);
+        let attempts_made = message.attempts + 1;
+        let decision = carrier.options.retry.after_attempt(
+            outcome,
+            attempts_made,
+            SystemTime::now(),
+            system_time(message.expires_at),
+            carrier.options.in_doubt,
+            self.draw(),
+        );
+        let (next, webhook_status, reason) = match decision {
+            Decision::Submitted => (
+                AfterAttempt::Submitted {
+                    receipt_deadline: at(Duration::from_secs(carrier.options.receipt_timeout_secs)),
+                },
+                "submitted",
+                None,
+            ),
+            Decision::Requeue { delay } => {
+                // Throttled: give it back without spending the attempt, on any part state.
+                let reason = Reason::new("throttled", format!("{name} is throttling"));
+                (
+                    AfterAttempt::Retry {
+                        at: at(delay),
+                        reason: reason.clone(),
+                    },
+                    "retrying",
+                    Some(reason),
+                )
+            }
+            Decision::Retry {
+                delay, in_doubt, ..
+            } => {
+                if in_doubt {
+                    updates.push(Update::InDoubtResubmit { id: message.id });
+                    metrics::counter!(crate::metrics::IN_DOUBT_RESUBMITS, "carrier" => name.clone()).increment(1);
+                }
+                let reason = match status {
+                    Some(s) => Reason::from_status(s, format!("{name} answered {s}")),
+                    None => Reason::new(stored.as_str(), detail.clone().unwrap_or_default()),
+                };
+                (
+                    AfterAttempt::Retry {
+                        at: at(delay),
+                        reason: reason.clone(),
+                    },
+                    "retrying",
+                    Some(reason),
+                )
+            }
+            Decision::AwaitSettlement { wait } => {
+                let reason = Reason::new("in_doubt", "waiting for a receipt or a late response");
+                (
+                    AfterAttempt::Retry {
+                        at: at(wait),
+                        reason: reason.clone(),
+                    },
+                    "retrying",
+                    Some(reason),
+                )
+            }
+            Decision::Fail(r) => {
+                let reason = Reason::new(r.code, r.message);
+                (
+                    AfterAttempt::Final {
+                        state: FinalState::Failed,
+                        reason: reason.clone(),
+                    },
+                    "failed",
+                    Some(reason),
+                )
+            }
+            Decision::Expire => {
+                let reason = Reason::new("expired", "the TTL would pass before the next attempt");
+                (
+                    AfterAttempt::Final {
+                        state: FinalState::Expired,
+                        reason: reason.clone(),
+                    },
+                    "expired",
+                    Some(reason),
+                )
+            }
+        };
+        metrics::counter!(crate::metrics::PIPELINE_PARTS_SUBMITTED, "carrier" => name.clone())
+            .increment(accepted);
+        updates.push(Update::AttemptFinished {
+            id: message.id,
+            attempt: NewAttempt {
+                carrier: name,
+                bind: attempt.bind,
+                parts: attempt.parts.len() as u16,
+                command_status: status,
+                outcome: stored,
+                detail,
+                started_at: attempt.started_at,
+                ended_at: now_ts(),
+            },
+            next,
+        });
+        self.notify(&message, webhook_status, reason.as_ref());
+        self.apply(updates).await;
+    }
+}
+
+/// What one attempt produced.
+struct Attempted {
+    bind: String,
+    parts: Vec<PartOutcome>,
+    started_at: Timestamp,
+}
+
+/// Why a carrier did not take the message.
+enum Failure {
+    /// Unavailable: try the next carrier.
+    Failover,
+    /// Busy: give the message back and try again after this long.
+    Busy(Duration),
+    /// It can never go: fail the message.
+    Final(Reason),
+}
+
+/// The attempt in one word: the worst part decides (a refusal, then doubt, then throttling).
+fn summarize(
+    parts: &[PartOutcome],
+) -> (
+    AttemptOutcome,
+    Option<CommandStatus>,
+    StoredOutcome,
+    Option<String>,
+) {
+    let mut throttled = None;
+    let mut doubt = None;
+    let mut lost = false;
+    let mut not_sent = false;
+    for p in parts {
+        match p {
+            PartOutcome::Rejected { status, class, .. } => {
+                let stored = if *class == crate::pdu::StatusClass::Permanent {
+                    StoredOutcome::Permanent
+                } else {
+                    StoredOutcome::Transient
+                };
+                return (
+                    AttemptOutcome::Rejected(*status),
+                    Some(*status),
+                    stored,
+                    None,
+                );
+            }
+            PartOutcome::Throttled { status, .. } => throttled = Some(*status),
+            PartOutcome::TimedOut { .. } => doubt = Some("no response"),
+            PartOutcome::BindLost { reason, .. } => {
+                lost = true;
+                doubt.get_or_insert(reason.as_str());
+            }
+            PartOutcome::NotSent(_) => not_sent = true,
+            PartOutcome::Accepted { .. } => {}
+        }
+    }
+    if let Some(why) = doubt {
+        let outcome = if lost {
+            AttemptOutcome::BindLost
+        } else {
+            AttemptOutcome::InDoubt
+        };
+        return (
+            outcome,
+            None,
+            StoredOutcome::NoResponse,
+            Some(why.to_owned()),
+        );
+    }
+    if let Some(status) = throttled {
+        return (
+            AttemptOutcome::Rejected(status),
+            Some(status),
+            StoredOutcome::Throttled,
+            None,
+        );
+    }
+    if not_sent {
+        return (
+            AttemptOutcome::Unavailable,
+            None,
+            StoredOutcome::Transient,
+            Some("a part could not be sent".into()),
+        );
+    }
+    (
+        AttemptOutcome::Accepted,
+        Some(CommandStatus::ESME_ROK),
+        StoredOutcome::Accepted,
+        None,
+    )
+}
+
+fn final_name(state: FinalState) -> &'static str {
+    match state {
+        FinalState::Delivered => "delivered",
+        FinalState::Failed => "failed",
+        FinalState::Expired => "expired",
+        FinalState::Rejected => "rejected",
+        FinalState::Unknown => "unknown",
+    }
+}
+
+/// A phone number for logs: country code and last two digits (`44******23`).
+pub fn mask(number: &str) -> String {
+    let n = number.len();
+    if n <= 4 {
+        return "*".repeat(n);
+    }
+    format!("{}{}{}", &number[..2], "*".repeat(n - 4), &number[n - 2..])
+}
+
+/// The id of a message, for callers that hold only its text form.
+pub fn parse_id(text: &str) -> Option<MessageId> {
+    text.parse().ok()
+}
