@@ -11,6 +11,8 @@
 //! - [`routing`]: destination prefix -> ordered carriers (priority, weighted, least cost).
 //! - [`dispatch`]: the scheduler and its retry policy (classification, backoff, TTL, in doubt).
 //! - [`receipts`]: inbound receipts (correlation, roll-up) and MO messages (keywords).
+//! - [`config`]: config.toml -> validated runtime settings; every default.
+//! - [`engine`]: everything assembled, started and stopped in order.
 //! - [`webhook`]: signed status callbacks to producers, retried, in order per message.
 //! - [`store`]: the durable message store: the `Store` trait and its embedded SQLite default.
 //! - [`conn`]: the tokio driver of one bind: a session over TCP or TLS, batched writes.
@@ -20,8 +22,10 @@
 
 pub mod api;
 pub mod carrier;
+pub mod config;
 pub mod conn;
 pub mod dispatch;
+pub mod engine;
 pub mod metrics;
 pub mod pdu;
 pub mod receipts;

@@ -1,0 +1,386 @@
+//! `config.toml` -> validated runtime settings. Every default is documented here (and in the
+//! README's configuration reference); errors name the key and the problem.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::server::ApiKeyConfig;
+use crate::api::validate::Limits;
+use crate::carrier::config::{CarrierConfig, CarrierSpec};
+use crate::dispatch::{DispatchConfig, DispatchOptions};
+use crate::receipts::MoConfig;
+use crate::routing::{RouteConfig, Router};
+use crate::store::{SqliteConfig, Synchronous};
+use crate::webhook::WebhookConfig;
+
+/// A configuration that cannot be used; the text names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a key is unknown or a value has the wrong type.
+    #[error("{0}")]
+    Parse(String),
+    /// A value is out of range or inconsistent.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// `[engine]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Where the store lives. Default `./data`.
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for windows to drain before unbinding, seconds. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            data_dir: PathBuf::from("./data"),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// TCP address of the submit socket. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Also listen on this Unix socket. Default none.
+    pub unix_socket: Option<PathBuf>,
+    /// Largest request body, octets. Default 1 048 576.
+    pub max_body_bytes: usize,
+    /// `ttl` when a request has none, seconds. Default 172 800 (48 h).
+    pub default_ttl_secs: u64,
+    /// Largest `ttl`, seconds. Default 604 800 (7 days).
+    pub max_ttl_secs: u64,
+    /// `priority` when a request has none (0–3). Default 1.
+    pub default_priority: u8,
+    /// The API keys. At least one is required.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: "127.0.0.1:8080".into(),
+            unix_socket: None,
+            max_body_bytes: 1 << 20,
+            default_ttl_secs: 48 * 3600,
+            max_ttl_secs: 7 * 24 * 3600,
+            default_priority: 1,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the Prometheus listener (`GET /metrics`); empty to turn it off. Default
+    /// `127.0.0.1:9090`.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `full` (fsync every commit; survives power loss) or `normal` (survives a process
+    /// crash). Default `full`.
+    pub synchronous: String,
+    /// Days finished messages are kept. Default 7.
+    pub retention_days: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            synchronous: "full".into(),
+            retention_days: 7,
+        }
+    }
+}
+
+/// One simulator `smppd run` starts beside the engine (`[[simulators]]`), for demos: the
+/// `smsc-sim` binary as a child process, stopped with the engine.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSection {
+    /// SMPP address. Required.
+    pub listen: String,
+    /// Control address. Required.
+    pub control: String,
+    /// Its `sim.toml`, relative to this file. Default none.
+    pub config: Option<PathBuf>,
+    /// `ID:PASSWORD` accounts. Default none.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+/// The whole file, as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[engine]`.
+    pub engine: EngineSection,
+    /// `[api]`.
+    pub api: ApiSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
+    /// `[store]`.
+    pub store: StoreSection,
+    /// `[webhook]`.
+    pub webhook: WebhookConfig,
+    /// `[dispatch]`.
+    pub dispatch: DispatchConfig,
+    /// `[mo]`.
+    pub mo: MoConfig,
+    /// `[[carriers]]`: binds, credentials, throttles.
+    pub carriers: Vec<CarrierConfig>,
+    /// `[policies.NAME]`: each carrier's retry, in-doubt, id and receipt settings.
+    pub policies: HashMap<String, DispatchOptions>,
+    /// `[[routes]]`.
+    pub routes: Vec<RouteConfig>,
+    /// `[[simulators]]`.
+    pub simulators: Vec<SimulatorSection>,
+}
+
+/// A checked configuration, ready to start an engine.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Shutdown grace.
+    pub shutdown_grace: std::time::Duration,
+    /// Submit socket address.
+    pub api_listen: SocketAddr,
+    /// Optional Unix socket.
+    pub api_unix_socket: Option<PathBuf>,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// API keys, resolved.
+    pub api_keys: Vec<(String, ApiKeyConfig)>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Store settings.
+    pub store: SqliteConfig,
+    /// Webhooks, and the resolved secret.
+    pub webhook: WebhookConfig,
+    /// The webhook secret.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Dispatch loop.
+    pub dispatch: DispatchConfig,
+    /// MO keywords.
+    pub mo: MoConfig,
+    /// Carriers in order, with their dispatch settings.
+    pub carriers: Vec<(CarrierSpec, DispatchOptions)>,
+    /// Routing.
+    pub router: Router,
+    /// Simulators to start (paths resolved).
+    pub simulators: Vec<SimulatorSection>,
+}
+
+/// `env:NAME` reads the variable; anything else is the value itself.
+fn secret(key: &str, value: &str) -> Result<String, ConfigError> {
+    match value.strip_prefix("env:") {
+        Some(name) => std::env::var(name)
+            .map_err(|_| invalid(key, format!("environment variable {name} is not set"))),
+        None => Ok(value.to_owned()),
+    }
+}
+
+fn address(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("{value:?} is not an address like 127.0.0.1:8080"),
+        )
+    })
+}
+
+impl ConfigFile {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Reads a file.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        ConfigFile::parse(&text)
+    }
+
+    /// Checks everything; `base` is the directory relative paths are read from.
+    pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        if self.api.keys.is_empty() {
+            return Err(invalid("api.keys", "at least one API key is required"));
+        }
+        let mut api_keys = Vec::new();
+        for (i, key) in self.api.keys.iter().enumerate() {
+            let resolved = secret(&format!("api.keys[{i}].key"), &key.key)?;
+            if resolved.len() < 8 {
+                return Err(invalid(
+                    format!("api.keys[{i}].key"),
+                    "at least 8 characters",
+                ));
+            }
+            api_keys.push((resolved, key.clone()));
+        }
+        if self.api.default_priority > 3 {
+            return Err(invalid("api.default_priority", "0 to 3"));
+        }
+        if self.api.default_ttl_secs == 0 || self.api.default_ttl_secs > self.api.max_ttl_secs {
+            return Err(invalid(
+                "api.default_ttl_secs",
+                "from 1 to api.max_ttl_secs",
+            ));
+        }
+        if self.carriers.is_empty() {
+            return Err(invalid("carriers", "at least one carrier is required"));
+        }
+        let mut carriers = Vec::new();
+        for c in self.carriers {
+            let name = c.name.clone();
+            let spec = CarrierSpec::try_from(c).map_err(|e| invalid("carriers", e.to_string()))?;
+            let options = self.policies.get(&name).cloned().unwrap_or_default();
+            options
+                .retry
+                .validate()
+                .map_err(|e| invalid(format!("policies.{name}"), e.to_string()))?;
+            carriers.push((spec, options));
+        }
+        for name in self.policies.keys() {
+            if !carriers.iter().any(|(s, _)| &*s.name == name) {
+                return Err(invalid(
+                    format!("policies.{name}"),
+                    "no carrier has this name",
+                ));
+            }
+        }
+        let names: Vec<(String, f64)> = carriers
+            .iter()
+            .map(|(s, o)| (s.name.to_string(), o.price))
+            .collect();
+        let routes = if self.routes.is_empty() {
+            // No routes: every destination goes to the carriers in the order listed.
+            vec![RouteConfig {
+                prefix: String::new(),
+                carriers: names.iter().map(|(n, _)| n.clone()).collect(),
+                policy: crate::routing::RoutePolicy::Priority,
+                weights: Vec::new(),
+            }]
+        } else {
+            self.routes
+        };
+        let refs: Vec<(&str, f64)> = names.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        let router = Router::new(&routes, &refs).map_err(|e| invalid("routes", e.to_string()))?;
+        let synchronous = match self.store.synchronous.as_str() {
+            "full" => Synchronous::Full,
+            "normal" => Synchronous::Normal,
+            other => {
+                return Err(invalid(
+                    "store.synchronous",
+                    format!("{other:?}: expected full or normal"),
+                ));
+            }
+        };
+        let data_dir = base.join(&self.engine.data_dir);
+        let mut store = SqliteConfig::new(data_dir.join("smppd.db"));
+        store.synchronous = synchronous;
+        store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
+        let webhook_secret = match &self.webhook.secret {
+            Some(s) => Some(secret("webhook.secret", s)?.into_bytes()),
+            None => None,
+        };
+        let metrics_listen = if self.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(address("metrics.listen", &self.metrics.listen)?)
+        };
+        let text = carriers
+            .first()
+            .map(|(s, _)| s.text.clone())
+            .unwrap_or_default();
+        let simulators = self
+            .simulators
+            .into_iter()
+            .map(|mut s| {
+                s.config = s.config.map(|p| base.join(p));
+                s
+            })
+            .collect();
+        Ok(Config {
+            data_dir,
+            shutdown_grace: std::time::Duration::from_secs(self.engine.shutdown_grace_secs),
+            api_listen: address("api.listen", &self.api.listen)?,
+            api_unix_socket: self.api.unix_socket,
+            max_body_bytes: self.api.max_body_bytes.max(1024),
+            api_keys,
+            limits: Limits {
+                text,
+                default_ttl_secs: self.api.default_ttl_secs,
+                max_ttl_secs: self.api.max_ttl_secs,
+                default_priority: self.api.default_priority,
+                carriers: names.into_iter().map(|(n, _)| n).collect(),
+            },
+            metrics_listen,
+            store,
+            webhook: self.webhook,
+            webhook_secret,
+            dispatch: self.dispatch,
+            mo: self.mo,
+            carriers,
+            router,
+            simulators,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        ConfigFile::read(path)?.validate(base)
+    }
+}

@@ -1,0 +1,256 @@
+//! The engine assembled: store, carriers, dispatcher, receipts, webhooks, API, metrics, and
+//! their shutdown in order (stop intake -> drain windows -> unbind -> close -> flush).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::server::{ApiState, router};
+use crate::carrier::{CarrierEvent, CarrierPool, PoolOptions};
+use crate::config::Config;
+use crate::dispatch::dispatcher::{CarrierEntry, Dispatcher};
+use crate::dispatch::policy::InDoubtPolicy;
+use crate::receipts::{self, Inbound};
+use crate::store::{Reason, SqliteStore, Store, StoreError, Timestamp, Update};
+use crate::webhook::Webhooks;
+
+/// The engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running engine.
+pub struct Engine {
+    /// Where the submit socket listens.
+    pub api_addr: SocketAddr,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The carriers.
+    pub carriers: Vec<Arc<CarrierEntry>>,
+    intake: CancellationToken,
+    work: CancellationToken,
+    tracker: TaskTracker,
+    api_task: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Engine {
+    /// Starts everything. `api_listener` overrides `api.listen` (tests pass one bound to
+    /// port 0).
+    pub async fn start(
+        config: Config,
+        api_listener: Option<TcpListener>,
+    ) -> Result<Engine, EngineError> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(config.store.clone()).await?);
+        let tracker = TaskTracker::new();
+        let work = CancellationToken::new();
+        let intake = CancellationToken::new();
+
+        // Messages may name their own callback_url, so the queue always runs.
+        let (webhooks, _webhook_task) = Webhooks::start(
+            config.webhook.clone(),
+            config.webhook_secret.clone(),
+            work.clone(),
+        );
+        let webhooks = Some(webhooks);
+
+        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let mut carriers = Vec::new();
+        for (spec, options) in config.carriers.iter().cloned() {
+            let (pool, events) = CarrierPool::start(
+                spec,
+                PoolOptions::new(Some(inbound_tx.clone())),
+                &tracker,
+                &work,
+            );
+            tracker.spawn(watch_events(pool.name().to_string(), events));
+            carriers.push(Arc::new(CarrierEntry::new(pool, options)));
+        }
+        drop(inbound_tx);
+
+        recover(&*store, &carriers).await;
+
+        let wake = Arc::new(Notify::new());
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            carriers.clone(),
+            config.router.clone(),
+            webhooks,
+            wake.clone(),
+            config.dispatch.clone(),
+        ));
+        tracker.spawn(dispatcher.run(tracker.clone(), intake.clone()));
+        tracker.spawn(
+            Inbound::new(store.clone(), &carriers, config.mo.clone()).run(inbound_rx, work.clone()),
+        );
+        tracker.spawn(receipts::expire_overdue(store.clone(), work.clone()));
+        tracker.spawn(prune(store.clone(), work.clone()));
+
+        let ready_carriers = carriers.clone();
+        let state = ApiState::new(
+            store.clone(),
+            config.limits.clone(),
+            config.api_keys.clone(),
+            Arc::new(move || ready_carriers.iter().any(|c| c.pool.binds_up() > 0)),
+            wake,
+        );
+        let listener = match api_listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.api_listen)
+                .await
+                .map_err(|source| EngineError::Listen {
+                    addr: config.api_listen.to_string(),
+                    source,
+                })?,
+        };
+        let api_addr = listener
+            .local_addr()
+            .map_err(|source| EngineError::Listen {
+                addr: config.api_listen.to_string(),
+                source,
+            })?;
+        let app = router(state, config.max_body_bytes);
+        if let Some(path) = &config.api_unix_socket {
+            let _ = std::fs::remove_file(path);
+            let unix =
+                tokio::net::UnixListener::bind(path).map_err(|source| EngineError::Listen {
+                    addr: path.display().to_string(),
+                    source,
+                })?;
+            let app = app.clone();
+            let stop = intake.clone();
+            tracker.spawn(async move {
+                let _ = axum::serve(unix, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            });
+        }
+        let stop = intake.clone();
+        let api_task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        tracker.close();
+        Ok(Engine {
+            api_addr,
+            store,
+            carriers,
+            intake,
+            work,
+            tracker,
+            api_task,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// Stops in order: intake, then the dispatcher, then the carriers drain their windows and
+    /// unbind (up to the grace period), then everything else; the store is flushed when the
+    /// last reference drops.
+    pub async fn shutdown(self) {
+        self.intake.cancel();
+        let _ = self.api_task.await;
+        for c in &self.carriers {
+            c.pool.shutdown(self.grace).await;
+        }
+        self.work.cancel();
+        let _ =
+            tokio::time::timeout(self.grace + Duration::from_secs(5), self.tracker.wait()).await;
+    }
+}
+
+/// Logs what happens on a carrier outside any one message.
+async fn watch_events(carrier: String, mut events: mpsc::Receiver<CarrierEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            CarrierEvent::AuthFailed { status, .. } => {
+                tracing::error!(carrier, %status, "the SMSC refused the credentials; the carrier is halted");
+            }
+            CarrierEvent::BindDown { reason, .. } => {
+                tracing::info!(carrier, reason = reason.as_str(), "bind down")
+            }
+            CarrierEvent::BindUp { .. } => tracing::info!(carrier, "bind up"),
+            CarrierEvent::Breaker { transition, .. } => {
+                tracing::warn!(carrier, ?transition, "breaker")
+            }
+            CarrierEvent::LateResponse { .. } => {}
+        }
+    }
+}
+
+/// Restart recovery: messages left `submitting` are in doubt; each follows its carrier's
+/// policy (resubmit, counted; wait for a receipt; or fail).
+async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
+    let Ok(recovery) = store.recover().await else {
+        tracing::error!("reading what to recover failed");
+        return;
+    };
+    let mut updates = Vec::new();
+    for detail in recovery.in_doubt {
+        let id = detail.message.id;
+        let policy = detail
+            .parts
+            .first()
+            .and_then(|p| carriers.iter().find(|c| c.name() == p.carrier))
+            .map_or(InDoubtPolicy::Resubmit, |c| c.options.in_doubt);
+        let sent_anything = !detail.parts.is_empty() || detail.message.attempts > 0;
+        match policy {
+            InDoubtPolicy::Fail if sent_anything => updates.push(Update::Finish {
+                id,
+                state: crate::store::FinalState::Failed,
+                reason: Reason::new(
+                    "in_doubt",
+                    "the engine stopped while the submit was unanswered",
+                ),
+            }),
+            InDoubtPolicy::WaitForReceipt { wait_secs } if sent_anything => {
+                updates.push(Update::ScheduleRetry {
+                    id,
+                    at: Timestamp::now().saturating_add(Duration::from_secs(wait_secs)),
+                    reason: Reason::new("in_doubt", "waiting for a receipt after a restart"),
+                })
+            }
+            _ => {
+                if sent_anything {
+                    updates.push(Update::InDoubtResubmit { id });
+                }
+                updates.push(Update::Release {
+                    id,
+                    at: Timestamp::now(),
+                });
+            }
+        }
+    }
+    for chunk in updates.chunks(crate::store::MAX_BATCH) {
+        if let Err(e) = store.apply(chunk.to_vec()).await {
+            tracing::error!(error = %e, "recovering in-doubt messages failed");
+        }
+    }
+}
+
+/// Prunes finished messages past their retention, every minute.
+async fn prune(store: Arc<dyn Store>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        let _ = store.prune().await;
+    }
+}
