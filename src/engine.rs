@@ -79,7 +79,7 @@ impl Engine {
                 &tracker,
                 &work,
             );
-            tracker.spawn(watch_events(pool.name().to_string(), events));
+            tracker.spawn(watch_events(pool.name().to_string(), events, work.clone()));
             carriers.push(Arc::new(CarrierEntry::new(pool, options)));
         }
         drop(inbound_tx);
@@ -176,8 +176,19 @@ impl Engine {
 }
 
 /// Logs what happens on a carrier outside any one message.
-async fn watch_events(carrier: String, mut events: mpsc::Receiver<CarrierEvent>) {
-    while let Some(event) = events.recv().await {
+async fn watch_events(
+    carrier: String,
+    mut events: mpsc::Receiver<CarrierEvent>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => return,
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
         match event {
             CarrierEvent::AuthFailed { status, .. } => {
                 tracing::error!(carrier, %status, "the SMSC refused the credentials; the carrier is halted");
