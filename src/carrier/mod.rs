@@ -725,15 +725,20 @@ impl CarrierPool {
             notified.as_mut().enable();
             self.shared.waiters.fetch_add(1, Relaxed);
             let _guard = WaiterGuard(&self.shared.waiters);
-            let wait = match self.try_submit(parts, reference) {
+            match self.try_submit(parts, reference) {
                 Ok(s) => return Ok(s),
-                Err(SubmitError::WindowsFull) => Duration::from_millis(100),
-                Err(SubmitError::Throttled { retry_after }) => retry_after,
+                // Room frees up when a response arrives, or a bind comes up: both notify.
+                Err(SubmitError::WindowsFull) => tokio::select! {
+                    () = notified => {}
+                    () = self.shared.shutdown.graceful.cancelled() => {}
+                },
+                // A token comes with time; a response may free a bind that has one sooner.
+                Err(SubmitError::Throttled { retry_after }) => {
+                    let wait = retry_after.max(Duration::from_micros(100));
+                    let _ = tokio::time::timeout(wait, notified).await;
+                }
                 Err(e) => return Err(e),
-            };
-            // Room frees up when a response arrives (notified); a throttle token after
-            // `wait`; the timeout also covers a bind coming up.
-            let _ = tokio::time::timeout(wait.max(Duration::from_micros(100)), notified).await;
+            }
         }
     }
 

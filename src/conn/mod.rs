@@ -287,10 +287,15 @@ pub struct Exit {
 struct Message {
     reference: u64,
     reply: Option<oneshot::Sender<Vec<PartOutcome>>>,
-    outcomes: Vec<Option<PartOutcome>>,
-    /// When each part was written; its round trip counts from here.
-    sent_at: Vec<Option<Instant>>,
+    parts: Vec<PartState>,
     remaining: usize,
+}
+
+#[derive(Clone)]
+struct PartState {
+    /// When the part was written; its round trip counts from here.
+    sent_at: Option<Instant>,
+    outcome: Option<PartOutcome>,
 }
 
 /// Token layout: the message's slab index above the part index. Parts are at most 255
@@ -508,8 +513,13 @@ impl<O: Observer> Driver<'_, O> {
         let message = Message {
             reference,
             reply: Some(reply),
-            outcomes: vec![None; n],
-            sent_at: vec![None; n],
+            parts: vec![
+                PartState {
+                    sent_at: None,
+                    outcome: None,
+                };
+                n
+            ],
             remaining: n,
         };
         let index = match self.free.pop() {
@@ -565,11 +575,15 @@ impl<O: Observer> Driver<'_, O> {
 
     fn part_slot(&mut self, token: u64) -> Option<&mut Option<Instant>> {
         let (index, part) = split(token);
-        self.messages
-            .get_mut(index)?
-            .as_mut()?
-            .sent_at
-            .get_mut(part)
+        Some(
+            &mut self
+                .messages
+                .get_mut(index)?
+                .as_mut()?
+                .parts
+                .get_mut(part)?
+                .sent_at,
+        )
     }
 
     /// Records a part's outcome; replies once the message is complete.
@@ -578,16 +592,16 @@ impl<O: Observer> Driver<'_, O> {
         let Some(Some(message)) = self.messages.get_mut(index) else {
             return;
         };
-        let Some(slot) = message.outcomes.get_mut(part) else {
+        let Some(state) = message.parts.get_mut(part) else {
             return;
         };
-        if slot.is_some() {
+        if state.outcome.is_some() {
             return;
         }
         let round_trip = match outcome {
             PartOutcome::Accepted { .. }
             | PartOutcome::Rejected { .. }
-            | PartOutcome::Throttled { .. } => message.sent_at[part].map(|t| now - t),
+            | PartOutcome::Throttled { .. } => state.sent_at.map(|t| now - t),
             _ => None,
         };
         self.observer.part_done(now, &outcome, round_trip);
@@ -595,14 +609,18 @@ impl<O: Observer> Driver<'_, O> {
             PartOutcome::TimedOut { sequence_number } => Some((sequence_number, message.reference)),
             _ => None,
         };
-        *slot = Some(outcome);
+        state.outcome = Some(outcome);
         message.remaining -= 1;
         let complete = message.remaining == 0;
         if let Some((sequence_number, reference)) = late {
             self.remember_late(sequence_number, reference, part);
         }
         if complete && let Some(message) = self.messages[index].take() {
-            let outcomes = message.outcomes.into_iter().flatten().collect();
+            let outcomes = message
+                .parts
+                .into_iter()
+                .filter_map(|p| p.outcome)
+                .collect();
             if let Some(reply) = message.reply {
                 self.replies.push((reply, outcomes));
             }
