@@ -10,6 +10,7 @@
 //! ```
 //!
 //! Each case runs a bounded number of messages (or stops at a time cap), after a warm-up.
+//! `BINDS_CASES=off:1x100,on:4x100` runs only the cases named.
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -196,8 +197,17 @@ fn main() {
         "| receipts | binds x window | messages | submit_sm/s | p99 round trip | process CPU/msg | engine CPU/msg | not accepted |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    // BINDS_CASES=off:1x100,on:4x100 runs only those cases.
+    let only = std::env::var("BINDS_CASES").ok();
     for receipts in [false, true] {
         for (binds, window) in [(1, 10), (1, 100), (4, 100), (1, 1000)] {
+            let name = format!("{}:{binds}x{window}", if receipts { "on" } else { "off" });
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.split(',').any(|c| c == name))
+            {
+                continue;
+            }
             let sim = Sim::new(SimConfig {
                 accounts: vec![AccountConfig {
                     max_binds: 16,

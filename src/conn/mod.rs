@@ -44,8 +44,10 @@ pub use tls::{TlsConfig, TlsError, TlsSettings, connect_tcp};
 /// Stop reading while this much output waits for the peer: a peer that sends but never reads
 /// must not grow our buffer without bound.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
-/// Commands taken from a channel per wake-up before the output is written.
-const MAX_COMMANDS_PER_ROUND: usize = 4096;
+/// Messages taken per wake-up before the output is written. Many PDUs per write is the point,
+/// but not a whole large window in one: the SMSC starts on the first batch while the next is
+/// being encoded, instead of the two sides taking turns on one big batch.
+const MAX_COMMANDS_PER_ROUND: usize = 64;
 /// How long the last output (an unbind_resp, a generic_nack) may take to leave once the
 /// session is over.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
