@@ -187,8 +187,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    let sim_workers = std::env::var("BINDS_SIM_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
     let sim_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(sim_workers)
         .thread_name("sim")
         .enable_all()
         .build()
