@@ -613,3 +613,24 @@ async fn already_bound_makes_the_slot_wait_longer_before_trying_again() {
     s.pool.shutdown(WAIT).await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_on_to_the_next_host_when_one_refuses_connections() {
+    let sim = TestSim::start(vec![account("esme")]).await;
+    // A port nobody listens on any more.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut config = carrier("acme", sim.addr, "esme");
+    config.hosts = vec![dead.to_string(), sim.addr.to_string()];
+    let s = start(config);
+    until("bound on the second host", || s.pool.binds_up() == 1).await;
+    assert_eq!(
+        s.pool.status().binds[0].connections,
+        2,
+        "one failed attempt first"
+    );
+    s.pool.shutdown(WAIT).await;
+    sim.stop().await;
+}
