@@ -853,6 +853,15 @@ impl CarrierPool {
     }
 }
 
+impl Drop for CarrierPool {
+    /// A pool dropped without [`CarrierPool::shutdown`] still unbinds its binds gracefully,
+    /// in the background (on the tracker it was started with).
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Relaxed);
+        self.shared.shutdown.graceful.cancel();
+    }
+}
+
 struct WaiterGuard<'a>(&'a AtomicUsize);
 
 impl Drop for WaiterGuard<'_> {

@@ -370,6 +370,7 @@ where
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
     let (mut unbinding, mut aborted, mut eof) = (false, false, false);
+    let mut submits_open = true;
 
     let reason = loop {
         let now = Instant::now();
@@ -456,15 +457,20 @@ where
                 }
             }
             // Cancel safe (mpsc::Receiver::recv).
-            command = submits.recv() => {
-                if let Some(command) = command {
-                    d.accept(command);
-                    for _ in 1..MAX_COMMANDS_PER_ROUND {
-                        match submits.try_recv() {
-                            Ok(command) => d.accept(command),
-                            Err(_) => break,
+            command = submits.recv(), if submits_open => {
+                match command {
+                    Some(command) => {
+                        d.accept(command);
+                        for _ in 1..MAX_COMMANDS_PER_ROUND {
+                            match submits.try_recv() {
+                                Ok(command) => d.accept(command),
+                                Err(_) => break,
+                            }
                         }
                     }
+                    // Every sender is gone: nothing more will come, but the bind serves
+                    // inbound traffic until it is shut down.
+                    None => submits_open = false,
                 }
             }
             // Cancel safe (mpsc::Receiver::recv). The driver holds a sender, so this never
