@@ -530,3 +530,107 @@ async fn a_transmitter_and_a_receiver_split_the_traffic() {
     s.pool.shutdown(WAIT).await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_response_to_an_in_doubt_part_reaches_the_event_stream() {
+    let sim = TestSim::start(vec![account("esme")]).await;
+    let mut config = carrier("acme", sim.addr, "esme");
+    config.response_timeout_ms = 150;
+    config.enquire_link_interval_ms = 0;
+    let mut s = start(config);
+    until("bound", || s.pool.binds_up() == 1).await;
+    sim.handle
+        .set_faults(
+            "esme",
+            Faults {
+                latency: DelayRange::fixed(400),
+                ..Faults::default()
+            },
+        )
+        .unwrap();
+    let mut parts = vec![sm("447700900123", "slow")];
+    let outcome = s.pool.submit(&mut parts, 77).await.unwrap().await;
+    let PartOutcome::TimedOut { sequence_number } = outcome.parts[0] else {
+        panic!("in doubt: {outcome:?}")
+    };
+    assert!(outcome.parts[0].is_in_doubt());
+    let late = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(CarrierEvent::LateResponse {
+                reference,
+                part,
+                outcome,
+                ..
+            }) = s.events.recv().await
+            {
+                return (reference, part, outcome);
+            }
+        }
+    })
+    .await
+    .expect("the late response");
+    assert_eq!((late.0, late.1), (77, 0));
+    assert!(
+        matches!(late.2, PartOutcome::Accepted { sequence_number: seq, .. } if seq == sequence_number),
+        "{late:?}"
+    );
+    s.pool.shutdown(WAIT).await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_bound_makes_the_slot_wait_longer_before_trying_again() {
+    let mut one_bind = account("esme");
+    one_bind.max_binds = 1;
+    let sim = TestSim::start(vec![one_bind]).await;
+    let mut config = carrier("acme", sim.addr, "esme");
+    config.binds[0].count = 2;
+    config.reconnect.already_bound_ms = 60_000;
+    let s = start(config);
+    until("both slots answered, one of them ESME_RALYBND", || {
+        s.pool.binds_up() == 1 && s.pool.status().binds.iter().any(|b| b.last_close.is_some())
+    })
+    .await;
+    // Several ordinary backoffs (20..200 ms) later, the refused slot has not tried again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sim.handle
+            .stats()
+            .pdus_received
+            .get("bind_transceiver")
+            .copied(),
+        Some(2),
+        "one bind each, no retry within already_bound_ms"
+    );
+    let refused = s
+        .pool
+        .status()
+        .binds
+        .iter()
+        .filter(|b| b.last_close == Some(CloseReason::BindRefused(CommandStatus::ESME_RALYBND)))
+        .count();
+    assert_eq!(refused, 1);
+    s.pool.shutdown(WAIT).await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_on_to_the_next_host_when_one_refuses_connections() {
+    let sim = TestSim::start(vec![account("esme")]).await;
+    // A port nobody listens on any more.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut config = carrier("acme", sim.addr, "esme");
+    config.hosts = vec![dead.to_string(), sim.addr.to_string()];
+    let s = start(config);
+    until("bound on the second host", || s.pool.binds_up() == 1).await;
+    assert_eq!(
+        s.pool.status().binds[0].connections,
+        2,
+        "one failed attempt first"
+    );
+    s.pool.shutdown(WAIT).await;
+    sim.stop().await;
+}

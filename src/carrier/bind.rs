@@ -345,6 +345,7 @@ impl Observer for SlotObserver {
                 BindState::Bound
             });
         self.pool.bound_changed();
+        self.pool.capacity_freed();
         tracing::info!(carrier = %self.pool.name, bind = %self.bind.name, "bound");
         self.pool.event(CarrierEvent::BindUp {
             bind: self.bind.id(),

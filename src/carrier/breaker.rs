@@ -7,7 +7,7 @@
 //! - **Half-open**: at most `probes` requests in flight at once; `probes` successes close it,
 //!   any failure opens it again for another cooldown.
 //!
-//! What counts as a failure is the caller's decision (see [`super::Verdict`]): timeouts,
+//! What counts as a failure is the caller's decision (the pool's is in [`super`]): timeouts,
 //! transient errors and bind failures do; throttling never does, and a permanent error is a
 //! carrier that works (the message was at fault).
 

@@ -56,6 +56,9 @@ pub struct CarrierConfig {
     /// Requests awaiting a response per bind. Default 10.
     pub window: usize,
     /// The most PDUs per second per bind, every part counted; 0 for no limit. Default 100.
+    /// The limit holds over any one-second window; a message's parts go out together, so a
+    /// bind takes at most `tps / 2` parts at once (a longer message on a very slow bind is
+    /// refused with [`super::SubmitError::TooManyParts`]).
     pub tps: f64,
     /// TCP connect (and TLS handshake) timeout, in milliseconds. Default 5 000.
     pub connect_timeout_ms: u64,
@@ -472,8 +475,8 @@ impl CarrierConfig {
                 per_kind[k] += 1;
             }
         }
-        if slots.len() > 256 {
-            return Err(invalid("binds", "at most 256 binds per carrier".into()));
+        if slots.len() > 64 {
+            return Err(invalid("binds", "at most 64 binds per carrier".into()));
         }
         let tls = match &self.tls {
             Some(t) => Some(t.load(&hosts[0].0).map_err(|source| ConfigError::Tls {

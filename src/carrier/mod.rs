@@ -92,13 +92,14 @@ pub struct BindId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
     /// The carrier's breaker is open: fail over to the next carrier. It probes again after
-    /// `retry_after`.
+    /// `retry_after` (zero while half-open with every probe slot in use).
     #[error("carrier breaker open; probing again in {retry_after:?}")]
     BreakerOpen {
         /// Until the breaker half-opens.
         retry_after: Duration,
     },
-    /// No bind that may submit is bound (all connecting, reconnecting, or open breakers).
+    /// No bind that may submit is bound and healthy (all connecting or reconnecting, or their
+    /// breakers open).
     #[error("no bind available")]
     NoBind,
     /// Every bound bind's window is full: wait for a response, or fail over.
@@ -612,7 +613,7 @@ impl CarrierPool {
     ) -> Result<Submission, SubmitError> {
         let pool = &*self.shared;
         let mut tried: u64 = 0;
-        let mut any_bound = false;
+        let mut window_full = false;
         let mut wait: Option<Duration> = None;
         let mut too_many = false;
         // At most 64 candidates are considered per call: carriers rarely have more binds.
@@ -622,9 +623,9 @@ impl CarrierPool {
                 if tried & (1 << i) != 0 || !bind.can_submit() || bind.state() != BindState::Bound {
                     continue;
                 }
-                any_bound = true;
                 let outstanding = bind.outstanding.load(Relaxed);
                 if outstanding >= bind.window {
+                    window_full = true;
                     continue;
                 }
                 if best.is_none_or(|(_, o)| outstanding < o) {
@@ -634,6 +635,7 @@ impl CarrierPool {
             let Some((bind, i)) = best else { break };
             tried |= 1 << i;
             if !bind.reserve(n) {
+                window_full = true;
                 continue;
             }
             // Breaker and throttle of the chosen bind, under its lock.
@@ -655,7 +657,11 @@ impl CarrierPool {
                 }
                 probe = true;
             }
-            if let Err(refusal) = health.throttle.try_acquire(now, n as u32) {
+            let acquired = health.throttle.try_acquire(now, n as u32);
+            if health.throttle.take_changed() {
+                bind.metrics.rate.set(health.throttle.rate());
+            }
+            if let Err(refusal) = acquired {
                 if probe {
                     health.breaker.release(n as u32);
                 }
@@ -696,16 +702,17 @@ impl CarrierPool {
                 }
             }
         }
-        if !any_bound {
-            return Err(SubmitError::NoBind);
-        }
         if let Some(retry_after) = wait {
             return Err(SubmitError::Throttled { retry_after });
         }
         if too_many {
             return Err(SubmitError::TooManyParts(n));
         }
-        Err(SubmitError::WindowsFull)
+        if window_full {
+            return Err(SubmitError::WindowsFull);
+        }
+        // Nothing bound, or every bound bind's breaker is open.
+        Err(SubmitError::NoBind)
     }
 
     /// Hands a message to one bind, waiting while the carrier is only busy (windows full,
@@ -725,15 +732,20 @@ impl CarrierPool {
             notified.as_mut().enable();
             self.shared.waiters.fetch_add(1, Relaxed);
             let _guard = WaiterGuard(&self.shared.waiters);
-            let wait = match self.try_submit(parts, reference) {
+            match self.try_submit(parts, reference) {
                 Ok(s) => return Ok(s),
-                Err(SubmitError::WindowsFull) => Duration::from_millis(100),
-                Err(SubmitError::Throttled { retry_after }) => retry_after,
+                // Room frees up when a response arrives, or a bind comes up: both notify.
+                Err(SubmitError::WindowsFull) => tokio::select! {
+                    () = notified => {}
+                    () = self.shared.shutdown.graceful.cancelled() => {}
+                },
+                // A token comes with time; a response may free a bind that has one sooner.
+                Err(SubmitError::Throttled { retry_after }) => {
+                    let wait = retry_after.max(Duration::from_micros(100));
+                    let _ = tokio::time::timeout(wait, notified).await;
+                }
                 Err(e) => return Err(e),
-            };
-            // Room frees up when a response arrives (notified); a throttle token after
-            // `wait`; the timeout also covers a bind coming up.
-            let _ = tokio::time::timeout(wait.max(Duration::from_micros(100)), notified).await;
+            }
         }
     }
 
@@ -838,6 +850,15 @@ impl CarrierPool {
         self.tracker.wait().await;
         pool.bound_changed();
         false
+    }
+}
+
+impl Drop for CarrierPool {
+    /// A pool dropped without [`CarrierPool::shutdown`] still unbinds its binds gracefully,
+    /// in the background (on the tracker it was started with).
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Relaxed);
+        self.shared.shutdown.graceful.cancel();
     }
 }
 

@@ -157,6 +157,8 @@ pub struct Throttle {
     limiter: Option<DefaultDirectRateLimiter>,
     /// The most parts let through at once.
     max_burst: u32,
+    /// The rate went up since [`Throttle::take_changed`] was last called.
+    changed: bool,
 }
 
 impl Throttle {
@@ -169,6 +171,7 @@ impl Throttle {
             adaptive,
             limiter,
             max_burst,
+            changed: false,
         }
     }
 
@@ -177,13 +180,15 @@ impl Throttle {
         &self.adaptive
     }
 
-    /// Takes `n` tokens now, or says how long to wait.
+    /// Takes `n` tokens now, or says how long to wait. May raise the rate a step (see
+    /// [`AdaptiveRate::poll`]; [`Throttle::take_changed`] tells).
     pub fn try_acquire(&mut self, now: Instant, n: u32) -> Result<(), Refusal> {
         if let Some(until) = self.adaptive.paused_until(now) {
             return Err(Refusal::Wait(until - now));
         }
         if self.adaptive.poll(now) {
             self.rebuild();
+            self.changed = true;
         }
         let (Some(limiter), Some(n)) = (&self.limiter, NonZeroU32::new(n)) else {
             return Ok(());
@@ -195,6 +200,11 @@ impl Throttle {
             ))),
             Err(_) => Err(Refusal::TooManyParts),
         }
+    }
+
+    /// True once after the rate went up in [`Throttle::try_acquire`], to update a gauge.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// A throttling response arrived.

@@ -44,8 +44,10 @@ pub use tls::{TlsConfig, TlsError, TlsSettings, connect_tcp};
 /// Stop reading while this much output waits for the peer: a peer that sends but never reads
 /// must not grow our buffer without bound.
 const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
-/// Commands taken from a channel per wake-up before the output is written.
-const MAX_COMMANDS_PER_ROUND: usize = 4096;
+/// Messages taken per wake-up before the output is written. Many PDUs per write is the point,
+/// but not a whole large window in one: the SMSC starts on the first batch while the next is
+/// being encoded, instead of the two sides taking turns on one big batch.
+const MAX_COMMANDS_PER_ROUND: usize = 64;
 /// How long the last output (an unbind_resp, a generic_nack) may take to leave once the
 /// session is over.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
@@ -287,10 +289,15 @@ pub struct Exit {
 struct Message {
     reference: u64,
     reply: Option<oneshot::Sender<Vec<PartOutcome>>>,
-    outcomes: Vec<Option<PartOutcome>>,
-    /// When each part was written; its round trip counts from here.
-    sent_at: Vec<Option<Instant>>,
+    parts: Vec<PartState>,
     remaining: usize,
+}
+
+#[derive(Clone)]
+struct PartState {
+    /// When the part was written; its round trip counts from here.
+    sent_at: Option<Instant>,
+    outcome: Option<PartOutcome>,
 }
 
 /// Token layout: the message's slab index above the part index. Parts are at most 255
@@ -363,6 +370,7 @@ where
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
     let (mut unbinding, mut aborted, mut eof) = (false, false, false);
+    let mut submits_open = true;
 
     let reason = loop {
         let now = Instant::now();
@@ -449,15 +457,20 @@ where
                 }
             }
             // Cancel safe (mpsc::Receiver::recv).
-            command = submits.recv() => {
-                if let Some(command) = command {
-                    d.accept(command);
-                    for _ in 1..MAX_COMMANDS_PER_ROUND {
-                        match submits.try_recv() {
-                            Ok(command) => d.accept(command),
-                            Err(_) => break,
+            command = submits.recv(), if submits_open => {
+                match command {
+                    Some(command) => {
+                        d.accept(command);
+                        for _ in 1..MAX_COMMANDS_PER_ROUND {
+                            match submits.try_recv() {
+                                Ok(command) => d.accept(command),
+                                Err(_) => break,
+                            }
                         }
                     }
+                    // Every sender is gone: nothing more will come, but the bind serves
+                    // inbound traffic until it is shut down.
+                    None => submits_open = false,
                 }
             }
             // Cancel safe (mpsc::Receiver::recv). The driver holds a sender, so this never
@@ -508,8 +521,13 @@ impl<O: Observer> Driver<'_, O> {
         let message = Message {
             reference,
             reply: Some(reply),
-            outcomes: vec![None; n],
-            sent_at: vec![None; n],
+            parts: vec![
+                PartState {
+                    sent_at: None,
+                    outcome: None,
+                };
+                n
+            ],
             remaining: n,
         };
         let index = match self.free.pop() {
@@ -565,11 +583,15 @@ impl<O: Observer> Driver<'_, O> {
 
     fn part_slot(&mut self, token: u64) -> Option<&mut Option<Instant>> {
         let (index, part) = split(token);
-        self.messages
-            .get_mut(index)?
-            .as_mut()?
-            .sent_at
-            .get_mut(part)
+        Some(
+            &mut self
+                .messages
+                .get_mut(index)?
+                .as_mut()?
+                .parts
+                .get_mut(part)?
+                .sent_at,
+        )
     }
 
     /// Records a part's outcome; replies once the message is complete.
@@ -578,16 +600,16 @@ impl<O: Observer> Driver<'_, O> {
         let Some(Some(message)) = self.messages.get_mut(index) else {
             return;
         };
-        let Some(slot) = message.outcomes.get_mut(part) else {
+        let Some(state) = message.parts.get_mut(part) else {
             return;
         };
-        if slot.is_some() {
+        if state.outcome.is_some() {
             return;
         }
         let round_trip = match outcome {
             PartOutcome::Accepted { .. }
             | PartOutcome::Rejected { .. }
-            | PartOutcome::Throttled { .. } => message.sent_at[part].map(|t| now - t),
+            | PartOutcome::Throttled { .. } => state.sent_at.map(|t| now - t),
             _ => None,
         };
         self.observer.part_done(now, &outcome, round_trip);
@@ -595,14 +617,18 @@ impl<O: Observer> Driver<'_, O> {
             PartOutcome::TimedOut { sequence_number } => Some((sequence_number, message.reference)),
             _ => None,
         };
-        *slot = Some(outcome);
+        state.outcome = Some(outcome);
         message.remaining -= 1;
         let complete = message.remaining == 0;
         if let Some((sequence_number, reference)) = late {
             self.remember_late(sequence_number, reference, part);
         }
         if complete && let Some(message) = self.messages[index].take() {
-            let outcomes = message.outcomes.into_iter().flatten().collect();
+            let outcomes = message
+                .parts
+                .into_iter()
+                .filter_map(|p| p.outcome)
+                .collect();
             if let Some(reply) = message.reply {
                 self.replies.push((reply, outcomes));
             }
