@@ -101,6 +101,7 @@ impl Engine {
         );
         tracker.spawn(receipts::expire_overdue(store.clone(), work.clone()));
         tracker.spawn(prune(store.clone(), work.clone()));
+        tracker.spawn(queue_gauges(store.clone(), work.clone()));
 
         let ready_carriers = carriers.clone();
         let state = ApiState::new(
@@ -251,6 +252,21 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
     for chunk in updates.chunks(crate::store::MAX_BATCH) {
         if let Err(e) = store.apply(chunk.to_vec()).await {
             tracing::error!(error = %e, "recovering in-doubt messages failed");
+        }
+    }
+}
+
+/// Publishes the number of messages in each state, every five seconds.
+async fn queue_gauges(store: Arc<dyn Store>, cancel: CancellationToken) {
+    loop {
+        if let Ok(counts) = store.counts().await {
+            for (state, n) in counts.iter() {
+                metrics::gauge!(crate::metrics::MESSAGES, "state" => state.as_str()).set(n as f64);
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }

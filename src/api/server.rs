@@ -135,6 +135,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        metrics::counter!(crate::metrics::MESSAGES_REJECTED, "code" => self.code).increment(1);
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(self.body())).into_response();
         if let Some(secs) = self.retry_after
@@ -290,6 +291,7 @@ async fn submit(
         .ok_or_else(|| ApiError::new(500, "internal", "the store answered nothing"))?;
     let body = accepted_json(outcome, &message)?;
     if matches!(outcome, AcceptOutcome::Inserted(_)) {
+        metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
         state.wake.notify_one();
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -346,7 +348,10 @@ async fn submit_batch(
                 }
                 Err(e) => json!({ "index": i, "error": e }),
             });
-            woke |= matches!(outcome, AcceptOutcome::Inserted(_));
+            if matches!(outcome, AcceptOutcome::Inserted(_)) {
+                metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
+                woke = true;
+            }
         }
         if woke {
             state.wake.notify_one();

@@ -552,13 +552,22 @@ impl Dispatcher {
             self.draw(),
         );
         let (next, webhook_status, reason) = match decision {
-            Decision::Submitted => (
-                AfterAttempt::Submitted {
-                    receipt_deadline: at(Duration::from_secs(carrier.options.receipt_timeout_secs)),
-                },
-                "submitted",
-                None,
-            ),
+            Decision::Submitted => {
+                let waited = now_ts()
+                    .as_millis()
+                    .saturating_sub(message.created_at.as_millis());
+                metrics::histogram!(crate::metrics::ACCEPT_TO_SUBMIT, "carrier" => name.clone())
+                    .record(waited as f64 / 1000.0);
+                (
+                    AfterAttempt::Submitted {
+                        receipt_deadline: at(Duration::from_secs(
+                            carrier.options.receipt_timeout_secs,
+                        )),
+                    },
+                    "submitted",
+                    None,
+                )
+            }
             Decision::Requeue { delay } => {
                 // Throttled: give it back without spending the attempt, on any part state.
                 let reason = Reason::new("throttled", format!("{name} is throttling"));
