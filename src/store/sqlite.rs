@@ -3,6 +3,7 @@
 //! See the [module docs](crate::store) for what callers may rely on, [`schema`] for the tables
 //! and indexes, and [`writer`] for the commit loop.
 
+mod checkpoint;
 mod read;
 mod rows;
 mod schema;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
+use self::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use self::read::Readers;
 use self::shared::Counts;
 use self::writer::{Ctx, Job, Msg, Writer};
@@ -130,6 +132,7 @@ struct Inner {
     counts: Arc<Counts>,
     clock: Arc<dyn Clock>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -176,6 +179,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("smppd-store-writer".into())
             .spawn(move || writer.run(rx))?;
+        let checkpointer = Checkpointer::start(&config.path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 tx,
@@ -185,6 +189,7 @@ impl SqliteStore {
                 counts,
                 clock,
                 writer: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -205,10 +210,21 @@ impl SqliteStore {
         // If the writer is gone already the send fails; joining is still right.
         let _ = self.inner.tx.send(Msg::Shutdown).await;
         self.inner.gate.close();
-        tokio::task::spawn_blocking(move || handle.join())
-            .await
-            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
-            .map_err(|_| StoreError::Io(Arc::new(std::io::Error::other("writer panicked"))))
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        tokio::task::spawn_blocking(move || {
+            if let Some(c) = checkpointer {
+                c.stop();
+            }
+            handle.join()
+        })
+        .await
+        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+        .map_err(|_| StoreError::Io(Arc::new(std::io::Error::other("writer panicked"))))
     }
 
     /// Queues a write and waits for its commit. `wait` chooses between waiting for room in
@@ -314,7 +330,7 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreEr
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -65536;
-         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT};
          PRAGMA journal_size_limit = 67108864;"
     ))?;
     conn.set_prepared_statement_cache_capacity(64);

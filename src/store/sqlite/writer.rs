@@ -9,10 +9,14 @@
 //! If a task fails (an SQL error, not a refused transition: those are answers), the batch is
 //! rolled back and every task is run again alone, so one bad task cannot fail its
 //! neighbours; a failure that is not the task's (a full disk) then fails each of them.
+//!
+//! Because an error always rolls back the whole transaction, no statement needs to undo
+//! itself alone: writes say `OR FAIL`, which spares SQLite the statement journal (a copy of
+//! every page a statement touches that the transaction had already changed).
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::SqliteConfig;
@@ -21,7 +25,7 @@ use super::shared::Counts;
 use crate::sms::ReceiptStat;
 use crate::store::{
     AcceptOutcome, AfterAttempt, Clock, IdGenerator, Message, MessageId, MessageState, NewMessage,
-    NewMo, NewReceipt, PartReceiptState, PartState, PruneReport, Reason, ReceiptMatch,
+    NewMo, NewReceipt, PartReceiptState, PartState, Priority, PruneReport, Reason, ReceiptMatch,
     ReceiptOutcome, StoreError, Suppression, SuppressionSource, Timestamp, Update, UpdateOutcome,
 };
 
@@ -219,12 +223,15 @@ impl Writer {
 
 // ---- accept ---------------------------------------------------------------------------------
 
-const FIND_KEY: &str = "SELECT msg_id, created_at FROM idempotency WHERE key = ?1";
-const PUT_KEY: &str = "INSERT INTO idempotency (key, msg_id, created_at) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, created_at = excluded.created_at";
 const FIND_SUPPRESSION: &str =
     "SELECT number, reason, source, created_at FROM suppressions WHERE number = ?1";
-const INSERT_MESSAGE: &str = "INSERT INTO messages (id, state, priority, next_at, created_at, \
+/// Takes an idempotency key for a new message, unless it maps to one younger than the window
+/// (then nothing changes and the statement reports no row).
+const CLAIM_KEY: &str = "INSERT OR FAIL INTO idempotency (key, msg_id, created_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, created_at = excluded.created_at \
+     WHERE idempotency.created_at < ?4";
+const FIND_FRESH_KEY: &str = "SELECT msg_id FROM idempotency WHERE key = ?1 AND created_at >= ?2";
+const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority, next_at, created_at, \
      updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, callback, \
      tags, body) VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
@@ -232,40 +239,60 @@ pub(super) fn accept(
     cx: &mut Ctx<'_>,
     batch: &Vec<NewMessage>,
 ) -> Result<Vec<AcceptOutcome>, StoreError> {
-    let window_start = cx.now.saturating_sub(cx.config.idempotency_window);
+    let conn = cx.conn;
+    let now = cx.now.as_millis();
+    let window_start = cx
+        .now
+        .saturating_sub(cx.config.idempotency_window)
+        .as_millis();
+    let mut find_suppression = conn.prepare_cached(FIND_SUPPRESSION)?;
+    let mut claim_key = conn.prepare_cached(CLAIM_KEY)?;
+    let mut find_key = conn.prepare_cached(FIND_FRESH_KEY)?;
+    let mut insert = conn.prepare_cached(INSERT_MESSAGE)?;
+    let mut fresh_key = |key: &str| -> Result<Option<MessageId>, StoreError> {
+        let id = find_key
+            .query_row(params![key, window_start], |row| row.get::<_, Vec<u8>>(0))
+            .optional()?;
+        id.map(|id| rows::message_id(&id)).transpose()
+    };
+
     let mut out = Vec::with_capacity(batch.len());
     for m in batch {
-        if let Some(key) = &m.idempotency_key {
-            let found = cx
-                .conn
-                .prepare_cached(FIND_KEY)?
-                .query_row([key], |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-                })
-                .optional()?;
-            if let Some((id, created)) = found
-                && created >= window_start.as_millis()
-            {
-                out.push(AcceptOutcome::Duplicate(rows::message_id(&id)?));
-                continue;
-            }
-        }
-        let suppressed = cx
-            .conn
-            .prepare_cached(FIND_SUPPRESSION)?
+        let suppressed = find_suppression
             .query_row([&m.to], |row| Ok(rows::suppression(row)))
             .optional()?;
         if let Some(s) = suppressed {
-            out.push(AcceptOutcome::Suppressed(s?));
+            // A repeat of a request accepted before the suppression still gets its message.
+            let original = match &m.idempotency_key {
+                Some(key) => fresh_key(key)?,
+                None => None,
+            };
+            out.push(match original {
+                Some(id) => AcceptOutcome::Duplicate(id),
+                None => AcceptOutcome::Suppressed(s?),
+            });
             continue;
         }
         let id = cx.ids.next_id(cx.now);
         let bytes = id.to_bytes();
-        cx.conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+        if let Some(key) = &m.idempotency_key {
+            let taken = claim_key.execute(params![key, &bytes[..], now, window_start])?;
+            if taken == 0 {
+                // The key is fresh: the original stands (the id drawn above goes unused).
+                match fresh_key(key)? {
+                    Some(original) => {
+                        out.push(AcceptOutcome::Duplicate(original));
+                        continue;
+                    }
+                    None => return Err(rows::corrupt("idempotency key vanished")),
+                }
+            }
+        }
+        insert.execute(params![
             &bytes[..],
             m.priority.get(),
-            m.not_before.unwrap_or(cx.now).as_millis(),
-            cx.now.as_millis(),
+            m.not_before.map_or(now, Timestamp::as_millis),
+            now,
             m.expires_at.as_millis(),
             m.parts,
             rows::encoding_code(m.encoding),
@@ -277,13 +304,6 @@ pub(super) fn accept(
             m.tags,
             m.body,
         ])?;
-        if let Some(key) = &m.idempotency_key {
-            cx.conn.prepare_cached(PUT_KEY)?.execute(params![
-                key,
-                &bytes[..],
-                cx.now.as_millis()
-            ])?;
-        }
         cx.moved(None, Some(MessageState::Accepted));
         out.push(AcceptOutcome::Inserted(id));
     }
@@ -293,141 +313,183 @@ pub(super) fn accept(
 // ---- claim ----------------------------------------------------------------------------------
 
 fn claim_sql() -> String {
-    // One seek per priority on (priority, next_at): messages scheduled for later never have
-    // to be stepped over.
+    // One seek per priority on (priority, next_at), so messages scheduled for later are never
+    // stepped over; the select and the move to submitting are one statement.
     format!(
-        "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_ready \
-         WHERE state IN (0, 3) AND priority = ?1 AND next_at <= ?2 ORDER BY next_at, rid LIMIT ?3"
+        "UPDATE OR FAIL messages SET prev_state = state, state = 1, updated_at = ?1 \
+         WHERE rid IN (SELECT rid FROM messages INDEXED BY messages_ready \
+             WHERE state IN (0, 3) AND priority = ?2 AND next_at <= ?1 \
+             ORDER BY next_at, rid LIMIT ?3) \
+         RETURNING rid, prev_state, {MESSAGE_COLUMNS}"
     )
 }
-const MARK_SUBMITTING: &str = "UPDATE messages SET state = 1, updated_at = ?2 WHERE rid = ?1";
 
 pub(super) fn claim(cx: &mut Ctx<'_>, limit: &usize) -> Result<Vec<Message>, StoreError> {
-    let mut claimed: Vec<(i64, Message)> = Vec::new();
-    {
-        let mut select = cx.conn.prepare_cached(&claim_sql())?;
-        for priority in (0..=crate::store::Priority::MAX.get()).rev() {
-            let room = limit.saturating_sub(claimed.len());
-            if room == 0 {
-                break;
-            }
-            let mut rows = select.query(params![priority, cx.now.as_millis(), room as i64])?;
-            while let Some(row) = rows.next()? {
-                claimed.push((row.get(0)?, rows::message(row, 1)?));
-            }
+    let mut out: Vec<Message> = Vec::with_capacity(*limit);
+    let mut stmt = cx.conn.prepare_cached(&claim_sql())?;
+    for priority in (0..=Priority::MAX.get()).rev() {
+        let room = limit.saturating_sub(out.len());
+        if room == 0 {
+            break;
         }
-    }
-    let mut mark = cx.conn.prepare_cached(MARK_SUBMITTING)?;
-    let mut out = Vec::with_capacity(claimed.len());
-    for (rid, mut message) in claimed {
-        mark.execute(params![rid, cx.now.as_millis()])?;
-        cx.moved(Some(message.state), Some(MessageState::Submitting));
-        message.state = MessageState::Submitting;
-        message.updated_at = cx.now;
-        out.push(message);
+        // RETURNING gives rows in no set order: put this priority's back in claim order.
+        let mut level: Vec<(i64, i64, Message)> = Vec::new();
+        let mut q = stmt.query(params![cx.now.as_millis(), priority, room as i64])?;
+        while let Some(row) = q.next()? {
+            let message = rows::message(row, 2)?;
+            let next_at = message.next_attempt_at.map_or(0, Timestamp::as_millis);
+            cx.moved(Some(rows::state(row.get(1)?)?), Some(message.state));
+            level.push((next_at, row.get(0)?, message));
+        }
+        level.sort_by_key(|(next_at, rid, _)| (*next_at, *rid));
+        out.extend(level.into_iter().map(|(_, _, m)| m));
     }
     Ok(out)
 }
 
 // ---- updates --------------------------------------------------------------------------------
 
-const FIND_MESSAGE: &str = "SELECT rid, state, attempts FROM messages WHERE id = ?1";
-const SET_STATE: &str = "UPDATE messages SET state = ?2, next_at = ?3, reason_code = ?4, \
-     reason_text = ?5, attempts = attempts + ?6, updated_at = ?7 WHERE rid = ?1";
-const SET_STATE_KEEP_REASON: &str =
-    "UPDATE messages SET state = ?2, next_at = ?3, updated_at = ?4 WHERE rid = ?1";
-const COUNT_IN_DOUBT: &str =
-    "UPDATE messages SET in_doubt = in_doubt + 1, updated_at = ?2 WHERE rid = ?1";
-const INSERT_ATTEMPT: &str = "INSERT INTO attempts (rid, n, carrier, bind, parts, status, \
+const FIND_MESSAGE: &str = "SELECT state, attempts FROM messages WHERE id = ?1";
+/// Moves a message whose state is in the bit mask ?9 to ?2, setting the reason when ?4.
+const TRANSITION: &str = "UPDATE OR FAIL messages SET prev_state = state, state = ?2, next_at = ?3, \
+     reason_code = CASE WHEN ?4 THEN ?5 ELSE reason_code END, \
+     reason_text = CASE WHEN ?4 THEN ?6 ELSE reason_text END, \
+     attempts = attempts + ?7, updated_at = ?8 \
+     WHERE id = ?1 AND (?9 >> state) & 1 RETURNING prev_state, attempts";
+const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 1, updated_at = ?2 \
+     WHERE id = ?1 AND state < 4";
+const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (msg_id, n, carrier, bind, parts, status, \
      outcome, detail, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-const UPSERT_PART: &str = "INSERT INTO parts (rid, idx, state, carrier, bind, carrier_id, \
-     id_key, status, submitted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-     ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, carrier = excluded.carrier, \
-     bind = excluded.bind, carrier_id = excluded.carrier_id, id_key = excluded.id_key, \
-     status = excluded.status, receipt_stat = NULL, receipt_err = NULL, \
-     submitted_at = excluded.submitted_at, receipt_at = NULL, updated_at = excluded.updated_at";
+/// Records a part of a message that exists and is not final.
+const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (msg_id, idx, state, carrier, bind, carrier_id, \
+     id_key, status, submitted_at, updated_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND state < 4) \
+     ON CONFLICT (msg_id, idx) DO UPDATE SET state = excluded.state, \
+     carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
+     id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
+     receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
+     updated_at = excluded.updated_at";
 const FIND_UNMATCHED: &str = "SELECT id, stat, err FROM receipts \
-     WHERE carrier = ?1 AND id_key = ?2 AND msg IS NULL ORDER BY id";
-const LINK_RECEIPT: &str = "UPDATE receipts SET msg = ?2, part = ?3 WHERE id = ?1";
+     WHERE carrier = ?1 AND id_key = ?2 AND msg_id IS NULL ORDER BY id";
+const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET msg_id = ?2, part = ?3 WHERE id = ?1";
 
-/// The row of a message an update names.
-struct Target {
-    rid: i64,
-    state: MessageState,
-    attempts: i64,
+/// A set of states, as the bit mask [`TRANSITION`] tests.
+fn mask(states: &[MessageState]) -> i64 {
+    states.iter().fold(0, |m, s| m | 1 << s.code())
 }
 
-fn find(cx: &Ctx<'_>, id: MessageId) -> Result<Option<Target>, StoreError> {
-    let bytes = id.to_bytes();
-    let found = cx
-        .conn
-        .prepare_cached(FIND_MESSAGE)?
-        .query_row([&bytes[..]], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })
-        .optional()?;
-    found
-        .map(|(rid, state, attempts)| {
-            Ok(Target {
-                rid,
-                state: rows::state(state)?,
-                attempts,
-            })
-        })
-        .transpose()
+const NOT_FINAL: &[MessageState] = &[
+    MessageState::Accepted,
+    MessageState::Submitting,
+    MessageState::Submitted,
+    MessageState::Retrying,
+];
+
+/// The statements updates use, prepared once per call.
+struct UpdateStatements<'c> {
+    find: CachedStatement<'c>,
+    transition: CachedStatement<'c>,
+    in_doubt: CachedStatement<'c>,
+    attempt: CachedStatement<'c>,
+    part: CachedStatement<'c>,
+    unmatched: CachedStatement<'c>,
 }
 
-/// Moves a message to `to`, setting (or, with `None`, keeping) its reason.
-fn set_state(
-    cx: &mut Ctx<'_>,
-    t: &Target,
+/// A transition to make, if the message's state is one of `from`.
+struct Transition<'r> {
+    from: &'r [MessageState],
     to: MessageState,
     next_at: Option<Timestamp>,
-    reason: Option<&Reason>,
+    /// `None` keeps the current reason.
+    reason: Option<&'r Reason>,
     add_attempt: bool,
-) -> Result<(), StoreError> {
-    let next_at = next_at.map(Timestamp::as_millis);
-    match reason {
-        Some(r) => cx.conn.prepare_cached(SET_STATE)?.execute(params![
-            t.rid,
-            to.code(),
-            next_at,
-            r.code,
-            r.text,
-            i64::from(add_attempt),
-            cx.now.as_millis(),
-        ])?,
-        None => cx
-            .conn
-            .prepare_cached(SET_STATE_KEEP_REASON)?
-            .execute(params![t.rid, to.code(), next_at, cx.now.as_millis()])?,
-    };
-    cx.moved(Some(t.state), Some(to));
-    Ok(())
+}
+
+impl UpdateStatements<'_> {
+    /// Why an update matched no row: the message is missing, or its state forbids it.
+    fn refused(&mut self, id: &[u8]) -> Result<UpdateOutcome, StoreError> {
+        let state = self
+            .find
+            .query_row([id], |row| row.get::<_, i64>(0))
+            .optional()?;
+        Ok(match state {
+            None => UpdateOutcome::NotFound,
+            Some(code) => UpdateOutcome::NotAllowed {
+                state: rows::state(code)?,
+            },
+        })
+    }
+
+    /// Makes `t`; returns the new attempt count, or `None` if the state did not allow it.
+    fn transition(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: &[u8],
+        t: Transition<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let (set_reason, code, text) = match t.reason {
+            Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
+            None => (false, None, None),
+        };
+        let done = self
+            .transition
+            .query_row(
+                params![
+                    id,
+                    t.to.code(),
+                    t.next_at.map(Timestamp::as_millis),
+                    set_reason,
+                    code,
+                    text,
+                    i64::from(t.add_attempt),
+                    cx.now.as_millis(),
+                    mask(t.from),
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        let Some((prev, attempts)) = done else {
+            return Ok(None);
+        };
+        cx.moved(Some(rows::state(prev)?), Some(t.to));
+        Ok(Some(attempts))
+    }
 }
 
 pub(super) fn apply(
     cx: &mut Ctx<'_>,
     updates: &Vec<Update>,
 ) -> Result<Vec<UpdateOutcome>, StoreError> {
+    let conn = cx.conn;
+    let mut st = UpdateStatements {
+        find: conn.prepare_cached(FIND_MESSAGE)?,
+        transition: conn.prepare_cached(TRANSITION)?,
+        in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
+        attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
+        part: conn.prepare_cached(UPSERT_PART)?,
+        unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
+    };
     let mut out = Vec::with_capacity(updates.len());
     for update in updates {
-        let Some(t) = find(cx, update.id())? else {
-            out.push(UpdateOutcome::NotFound);
-            continue;
-        };
-        out.push(apply_one(cx, &t, update)?);
+        out.push(apply_one(cx, &mut st, update)?);
     }
     Ok(out)
 }
 
-fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutcome, StoreError> {
+fn apply_one(
+    cx: &mut Ctx<'_>,
+    st: &mut UpdateStatements<'_>,
+    update: &Update,
+) -> Result<UpdateOutcome, StoreError> {
     use MessageState as S;
-    let not_allowed = Ok(UpdateOutcome::NotAllowed { state: t.state });
+    let bytes = update.id().to_bytes();
+    let id = &bytes[..];
+    let now = cx.now;
+    let applied = |done: Option<i64>, st: &mut UpdateStatements<'_>| match done {
+        Some(_) => Ok(UpdateOutcome::Applied),
+        None => st.refused(id),
+    };
     match update {
         Update::PartSubmitted {
             part,
@@ -437,11 +499,8 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
             key,
             ..
         } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            cx.conn.prepare_cached(UPSERT_PART)?.execute(params![
-                t.rid,
+            let written = st.part.execute(params![
+                id,
                 part,
                 PartState::Submitted.code(),
                 carrier,
@@ -449,34 +508,34 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 carrier_message_id,
                 key.as_str(),
                 0,
-                cx.now.as_millis(),
-                cx.now.as_millis(),
+                now.as_millis(),
+                now.as_millis(),
             ])?;
+            if written == 0 {
+                return st.refused(id);
+            }
             // A receipt that beat its submit_sm_resp here is waiting unmatched.
-            let waiting: Vec<(i64, Option<String>, Option<String>)> = {
-                let mut stmt = cx.conn.prepare_cached(FIND_UNMATCHED)?;
-                let rows = stmt.query_map(params![carrier, key.as_str()], |row| {
+            let waiting: Vec<(i64, Option<String>, Option<String>)> = st
+                .unmatched
+                .query_map(params![carrier, key.as_str()], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-                rows.collect::<Result<_, _>>()?
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = waiting.last().map(|w| w.0) else {
+                return Ok(UpdateOutcome::Applied);
             };
-            let mut matched = None;
-            let mut part_state = PartState::Submitted;
+            let mut state = PartState::Submitted;
             for (receipt_id, stat, err) in waiting {
                 cx.conn
                     .prepare_cached(LINK_RECEIPT)?
-                    .execute(params![receipt_id, t.rid, part])?;
+                    .execute(params![receipt_id, id, part])?;
                 let stat = rows::receipt_stat(stat);
-                part_state =
-                    record_receipt_on_part(cx, t.rid, *part, part_state, stat.as_ref(), &err)?;
-                matched = Some(receipt_id);
+                state = record_receipt_on_part(cx, id, *part, state, stat.as_ref(), &err)?
+                    .unwrap_or(state);
             }
-            match matched {
-                Some(receipt_id) => Ok(UpdateOutcome::ReceiptMatched(receipt_match(
-                    cx, receipt_id, t.rid, *part,
-                )?)),
-                None => Ok(UpdateOutcome::Applied),
-            }
+            Ok(UpdateOutcome::ReceiptMatched(receipt_match(
+                cx, last, id, *part, None,
+            )?))
         }
         Update::PartRejected {
             part,
@@ -485,11 +544,8 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
             status,
             ..
         } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            cx.conn.prepare_cached(UPSERT_PART)?.execute(params![
-                t.rid,
+            let written = st.part.execute(params![
+                id,
                 part,
                 PartState::Rejected.code(),
                 carrier,
@@ -498,17 +554,35 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 None::<&str>,
                 status.0,
                 None::<i64>,
-                cx.now.as_millis(),
+                now.as_millis(),
             ])?;
+            if written == 0 {
+                return st.refused(id);
+            }
             Ok(UpdateOutcome::Applied)
         }
         Update::AttemptFinished { attempt, next, .. } => {
-            if t.state != S::Submitting {
-                return not_allowed;
-            }
-            cx.conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
-                t.rid,
-                t.attempts + 1,
+            let (to, next_at, reason) = match next {
+                // The last reason (of a retry) stays for the record.
+                AfterAttempt::Submitted { receipt_deadline } => {
+                    (S::Submitted, Some(*receipt_deadline), None)
+                }
+                AfterAttempt::Retry { at, reason } => (S::Retrying, Some(*at), Some(reason)),
+                AfterAttempt::Final { state, reason } => ((*state).into(), None, Some(reason)),
+            };
+            let t = Transition {
+                from: &[S::Submitting],
+                to,
+                next_at,
+                reason,
+                add_attempt: true,
+            };
+            let Some(number) = st.transition(cx, id, t)? else {
+                return st.refused(id);
+            };
+            st.attempt.execute(params![
+                id,
+                number,
                 attempt.carrier,
                 attempt.bind,
                 attempt.parts,
@@ -518,154 +592,166 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 attempt.started_at.as_millis(),
                 attempt.ended_at.as_millis(),
             ])?;
-            match next {
-                AfterAttempt::Submitted { receipt_deadline } => {
-                    // The last reason (of a retry) stays for the record.
-                    set_state_with_attempt(cx, t, S::Submitted, Some(*receipt_deadline), None)?;
-                }
-                AfterAttempt::Retry { at, reason } => {
-                    set_state_with_attempt(cx, t, S::Retrying, Some(*at), Some(reason))?;
-                }
-                AfterAttempt::Final { state, reason } => {
-                    set_state_with_attempt(cx, t, (*state).into(), None, Some(reason))?;
-                }
-            }
             Ok(UpdateOutcome::Applied)
         }
         Update::ScheduleRetry { at, reason, .. } => {
-            if !matches!(t.state, S::Submitting | S::Submitted | S::Retrying) {
-                return not_allowed;
-            }
-            set_state(cx, t, S::Retrying, Some(*at), Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
+            let t = Transition {
+                from: &[S::Submitting, S::Submitted, S::Retrying],
+                to: S::Retrying,
+                next_at: Some(*at),
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, id, t)?;
+            applied(done, st)
         }
         Update::Release { at, .. } => {
-            if t.state != S::Submitting {
-                return not_allowed;
-            }
-            let to = if t.attempts == 0 {
+            let found = st
+                .find
+                .query_row([id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            let Some((state, attempts)) = found else {
+                return Ok(UpdateOutcome::NotFound);
+            };
+            let to = if attempts == 0 {
                 S::Accepted
             } else {
                 S::Retrying
             };
-            set_state(cx, t, to, Some(*at), None, false)?;
-            Ok(UpdateOutcome::Applied)
+            let t = Transition {
+                from: &[S::Submitting],
+                to,
+                next_at: Some(*at),
+                reason: None,
+                add_attempt: false,
+            };
+            match st.transition(cx, id, t)? {
+                Some(_) => Ok(UpdateOutcome::Applied),
+                None => Ok(UpdateOutcome::NotAllowed {
+                    state: rows::state(state)?,
+                }),
+            }
         }
         Update::Finish { state, reason, .. } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            set_state(cx, t, (*state).into(), None, Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
+            let t = Transition {
+                from: NOT_FINAL,
+                to: (*state).into(),
+                next_at: None,
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, id, t)?;
+            applied(done, st)
         }
         Update::InDoubtResubmit { .. } => {
-            if t.state.is_final() {
-                return not_allowed;
+            if st.in_doubt.execute(params![id, now.as_millis()])? == 0 {
+                return st.refused(id);
             }
-            cx.conn
-                .prepare_cached(COUNT_IN_DOUBT)?
-                .execute(params![t.rid, cx.now.as_millis()])?;
             Ok(UpdateOutcome::Applied)
         }
         Update::Cancel { reason, .. } => {
-            if !t.state.is_ready() {
-                return not_allowed;
-            }
-            set_state(cx, t, S::Cancelled, None, Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
-        }
-    }
-}
-
-/// [`set_state`] for the end of an attempt: the attempt count goes up in the same statement.
-fn set_state_with_attempt(
-    cx: &mut Ctx<'_>,
-    t: &Target,
-    to: MessageState,
-    next_at: Option<Timestamp>,
-    reason: Option<&Reason>,
-) -> Result<(), StoreError> {
-    const KEEP_REASON_ADD_ATTEMPT: &str = "UPDATE messages SET state = ?2, next_at = ?3, \
-         attempts = attempts + 1, updated_at = ?4 WHERE rid = ?1";
-    match reason {
-        Some(_) => set_state(cx, t, to, next_at, reason, true),
-        None => {
-            cx.conn
-                .prepare_cached(KEEP_REASON_ADD_ATTEMPT)?
-                .execute(params![
-                    t.rid,
-                    to.code(),
-                    next_at.map(Timestamp::as_millis),
-                    cx.now.as_millis()
-                ])?;
-            cx.moved(Some(t.state), Some(to));
-            Ok(())
+            let t = Transition {
+                from: &[S::Accepted, S::Retrying],
+                to: S::Cancelled,
+                next_at: None,
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, id, t)?;
+            applied(done, st)
         }
     }
 }
 
 // ---- receipts -------------------------------------------------------------------------------
 
-const FIND_PART: &str = "SELECT rid, idx, state FROM parts \
-     WHERE carrier = ?1 AND id_key = ?2 ORDER BY rid DESC LIMIT 1";
-const INSERT_RECEIPT: &str = "INSERT INTO receipts (msg, part, carrier, carrier_id, id_key, \
+/// The part a receipt belongs to: the newest message's part with this (carrier, key).
+const FIND_PART: &str = "SELECT p.msg_id, p.idx, p.state, m.state, m.parts \
+     FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.id = p.msg_id \
+     WHERE p.carrier = ?1 AND p.id_key = ?2 ORDER BY p.msg_id DESC LIMIT 1";
+const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (msg_id, part, carrier, carrier_id, id_key, \
      stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-const PART_RECEIPT: &str = "UPDATE parts SET state = ?3, receipt_stat = ?4, receipt_err = ?5, \
-     receipt_at = ?6, updated_at = ?6 WHERE rid = ?1 AND idx = ?2";
-const MESSAGE_FOR_ROLLUP: &str = "SELECT id, state, parts FROM messages WHERE rid = ?1";
+const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, receipt_err = ?5, \
+     receipt_at = ?6, updated_at = ?6 WHERE msg_id = ?1 AND idx = ?2";
+const MESSAGE_FOR_ROLLUP: &str = "SELECT state, parts FROM messages WHERE id = ?1";
 const PARTS_FOR_ROLLUP: &str =
-    "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE rid = ?1 ORDER BY idx";
+    "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE msg_id = ?1 ORDER BY idx";
 
-/// Writes a receipt's stat onto a part and returns the part's new state. A final state is
-/// never overwritten by an intermediate receipt that arrives late.
+/// Writes a receipt's stat onto a part; returns what the part now holds, or `None` if it
+/// was left as it was (no stat, or a late intermediate receipt after a final one).
 fn record_receipt_on_part(
     cx: &mut Ctx<'_>,
-    rid: i64,
+    msg_id: &[u8],
     part: u16,
     current: PartState,
     stat: Option<&ReceiptStat>,
     err: &Option<String>,
-) -> Result<PartState, StoreError> {
+) -> Result<Option<PartState>, StoreError> {
     let Some(stat) = stat else {
-        return Ok(current);
+        return Ok(None);
     };
     let next = match PartState::after_receipt(stat) {
         Some(state) => state,
-        None if current.has_final_receipt() => return Ok(current),
+        None if current.has_final_receipt() => return Ok(None),
         None => current,
     };
     cx.conn.prepare_cached(PART_RECEIPT)?.execute(params![
-        rid,
+        msg_id,
         part,
         next.code(),
         stat.to_string(),
         err,
         cx.now.as_millis(),
     ])?;
-    Ok(next)
+    Ok(Some(next))
 }
 
-/// The roll-up view of a message after one of its parts got a receipt.
+/// What is known about the message a receipt matched, when the caller already has it.
+struct Known {
+    state: MessageState,
+    parts_total: u16,
+    /// The matched part as just written.
+    part: PartReceiptState,
+}
+
+/// The roll-up view of a message after one of its parts got a receipt. A one-part message
+/// whose part was just written needs no reads.
 fn receipt_match(
     cx: &Ctx<'_>,
     receipt_id: i64,
-    rid: i64,
+    msg_id: &[u8],
     part: u16,
+    known: Option<Known>,
 ) -> Result<ReceiptMatch, StoreError> {
-    let (id, state, parts_total) =
-        cx.conn
-            .prepare_cached(MESSAGE_FOR_ROLLUP)?
-            .query_row([rid], |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?;
+    let message_id = rows::message_id(msg_id)?;
+    let (message_state, parts_total) = match known {
+        Some(k) if k.parts_total <= 1 => {
+            return Ok(ReceiptMatch {
+                receipt_id,
+                message_id,
+                part,
+                message_state: k.state,
+                parts_total: k.parts_total,
+                parts: vec![k.part],
+            });
+        }
+        Some(k) => (k.state, k.parts_total),
+        None => {
+            let (state, parts) = cx
+                .conn
+                .prepare_cached(MESSAGE_FOR_ROLLUP)?
+                .query_row([msg_id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })?;
+            (rows::state(state)?, rows::u16_of(parts, "parts")?)
+        }
+    };
     let mut parts = Vec::new();
     let mut stmt = cx.conn.prepare_cached(PARTS_FOR_ROLLUP)?;
-    let mut rows_ = stmt.query([rid])?;
-    while let Some(row) = rows_.next()? {
+    let mut q = stmt.query([msg_id])?;
+    while let Some(row) = q.next()? {
         parts.push(PartReceiptState {
             index: rows::u16_of(row.get(0)?, "part index")?,
             state: rows::part_state(row.get(1)?)?,
@@ -675,68 +761,93 @@ fn receipt_match(
     }
     Ok(ReceiptMatch {
         receipt_id,
-        message_id: rows::message_id(&id)?,
+        message_id,
         part,
-        message_state: rows::state(state)?,
-        parts_total: rows::u16_of(parts_total, "parts")?,
+        message_state,
+        parts_total,
         parts,
     })
+}
+
+/// A part found for a receipt.
+struct Found {
+    msg_id: Vec<u8>,
+    part: u16,
+    part_state: PartState,
+    message_state: MessageState,
+    parts_total: u16,
 }
 
 pub(super) fn receipts(
     cx: &mut Ctx<'_>,
     receipts: &Vec<NewReceipt>,
 ) -> Result<Vec<ReceiptOutcome>, StoreError> {
+    let conn = cx.conn;
+    let mut find = conn.prepare_cached(FIND_PART)?;
+    let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
     let mut out = Vec::with_capacity(receipts.len());
     for r in receipts {
-        let found = cx
-            .conn
-            .prepare_cached(FIND_PART)?
+        let found = find
             .query_row(params![r.carrier, r.key.as_str()], |row| {
                 Ok((
-                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
                 ))
             })
             .optional()?;
-        let target = found
-            .map(|(rid, idx, state)| {
-                Ok::<_, StoreError>((
-                    rid,
-                    rows::u16_of(idx, "part index")?,
-                    rows::part_state(state)?,
-                ))
+        let found = found
+            .map(|(msg_id, idx, part_state, state, parts)| {
+                Ok::<_, StoreError>(Found {
+                    msg_id,
+                    part: rows::u16_of(idx, "part index")?,
+                    part_state: rows::part_state(part_state)?,
+                    message_state: rows::state(state)?,
+                    parts_total: rows::u16_of(parts, "parts")?,
+                })
             })
             .transpose()?;
-        cx.conn.prepare_cached(INSERT_RECEIPT)?.execute(params![
-            target.map(|t| t.0),
-            target.map(|t| t.1),
+        let stat_text = r.stat.as_ref().map(ToString::to_string);
+        insert.execute(params![
+            found.as_ref().map(|f| &f.msg_id[..]),
+            found.as_ref().map(|f| f.part),
             r.carrier,
             r.carrier_message_id,
             r.key.as_str(),
-            r.stat.as_ref().map(ToString::to_string),
+            stat_text,
             r.err,
             cx.now.as_millis(),
             r.raw,
         ])?;
-        let receipt_id = cx.conn.last_insert_rowid();
-        match target {
-            Some((rid, part, state)) => {
-                record_receipt_on_part(cx, rid, part, state, r.stat.as_ref(), &r.err)?;
-                out.push(ReceiptOutcome::Matched(receipt_match(
-                    cx, receipt_id, rid, part,
-                )?));
-            }
-            None => out.push(ReceiptOutcome::Unmatched { receipt_id }),
-        }
+        let receipt_id = conn.last_insert_rowid();
+        let Some(f) = found else {
+            out.push(ReceiptOutcome::Unmatched { receipt_id });
+            continue;
+        };
+        let written =
+            record_receipt_on_part(cx, &f.msg_id, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
+        let known = written.map(|state| Known {
+            state: f.message_state,
+            parts_total: f.parts_total,
+            part: PartReceiptState {
+                index: f.part,
+                state,
+                stat: r.stat.clone(),
+                err: r.err.clone(),
+            },
+        });
+        out.push(ReceiptOutcome::Matched(receipt_match(
+            cx, receipt_id, &f.msg_id, f.part, known,
+        )?));
     }
     Ok(out)
 }
 
 // ---- MO, suppressions -----------------------------------------------------------------------
 
-const INSERT_MO: &str = "INSERT INTO mo (carrier, from_addr, to_addr, text, received_at) \
+const INSERT_MO: &str = "INSERT OR FAIL INTO mo (carrier, from_addr, to_addr, text, received_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
 pub(super) fn mo(cx: &mut Ctx<'_>, mo: &NewMo) -> Result<i64, StoreError> {
@@ -750,7 +861,7 @@ pub(super) fn mo(cx: &mut Ctx<'_>, mo: &NewMo) -> Result<i64, StoreError> {
     Ok(cx.conn.last_insert_rowid())
 }
 
-const PUT_SUPPRESSION: &str = "INSERT INTO suppressions (number, reason, source, created_at) \
+const PUT_SUPPRESSION: &str = "INSERT OR FAIL INTO suppressions (number, reason, source, created_at) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, \
      source = excluded.source, created_at = excluded.created_at";
 
@@ -783,7 +894,7 @@ pub(super) fn delete_suppression(cx: &mut Ctx<'_>, number: &String) -> Result<bo
 
 // ---- prune, health --------------------------------------------------------------------------
 
-const FINISHED_BEFORE: &str = "SELECT rid, state FROM messages \
+const FINISHED_BEFORE: &str = "SELECT id, state FROM messages \
      WHERE id < ?1 AND state >= 4 AND updated_at < ?2 ORDER BY id LIMIT ?3";
 
 pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError> {
@@ -792,21 +903,21 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
 
     let cutoff = cx.now.saturating_sub(cx.config.retention);
     let bound = MessageId::lower_bound(cutoff).to_bytes();
-    let victims: Vec<(i64, i64)> = {
-        let mut stmt = cx.conn.prepare_cached(FINISHED_BEFORE)?;
-        let rows = stmt.query_map(params![&bound[..], cutoff.as_millis(), limit], |row| {
+    let victims: Vec<(Vec<u8>, i64)> = cx
+        .conn
+        .prepare_cached(FINISHED_BEFORE)?
+        .query_map(params![&bound[..], cutoff.as_millis(), limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for (rid, state) in &victims {
+        })?
+        .collect::<Result<_, _>>()?;
+    for (id, state) in &victims {
         for sql in [
-            "DELETE FROM parts WHERE rid = ?1",
-            "DELETE FROM attempts WHERE rid = ?1",
-            "DELETE FROM receipts WHERE msg = ?1",
-            "DELETE FROM messages WHERE rid = ?1",
+            "DELETE FROM parts WHERE msg_id = ?1",
+            "DELETE FROM attempts WHERE msg_id = ?1",
+            "DELETE FROM receipts WHERE msg_id = ?1",
+            "DELETE FROM messages WHERE id = ?1",
         ] {
-            cx.conn.prepare_cached(sql)?.execute([rid])?;
+            cx.conn.prepare_cached(sql)?.execute([id])?;
         }
         cx.moved(Some(rows::state(*state)?), None);
     }
@@ -817,7 +928,7 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
         cx.conn
             .prepare_cached(
                 "DELETE FROM receipts WHERE id IN (SELECT id FROM receipts \
-             WHERE msg IS NULL AND received_at < ?1 LIMIT ?2)",
+             WHERE msg_id IS NULL AND received_at < ?1 LIMIT ?2)",
             )?
             .execute(params![receipt_cutoff.as_millis(), limit])? as u64;
 
@@ -851,4 +962,48 @@ pub(super) fn ping(cx: &mut Ctx<'_>, _: &()) -> Result<(), StoreError> {
         .prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES ('heartbeat', ?1)")?
         .execute([cx.now.as_millis()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of every hot statement: each must reach its rows through an index, never by
+    /// scanning a table.
+    #[test]
+    fn hot_statements_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::in_dir(dir.path());
+        let (conn, _) = super::super::open_writer(&config).unwrap();
+        let claim = claim_sql();
+        let statements = [
+            FIND_SUPPRESSION,
+            CLAIM_KEY,
+            FIND_FRESH_KEY,
+            claim.as_str(),
+            FIND_MESSAGE,
+            TRANSITION,
+            COUNT_IN_DOUBT,
+            UPSERT_PART,
+            FIND_UNMATCHED,
+            LINK_RECEIPT,
+            FIND_PART,
+            PART_RECEIPT,
+            MESSAGE_FOR_ROLLUP,
+            PARTS_FOR_ROLLUP,
+            FINISHED_BEFORE,
+        ];
+        for sql in statements {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Parameters stay unbound (NULL): the plan does not depend on their values.
+            let mut rows = stmt.raw_query();
+            let mut details = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                details.push(row.get::<_, String>(3).unwrap());
+            }
+            for d in &details {
+                assert!(!d.starts_with("SCAN "), "{sql}\n  plan: {details:?}");
+            }
+        }
+    }
 }
