@@ -17,7 +17,8 @@ use smppd::store::{
 };
 
 const BATCH: usize = 1000;
-const PIPELINES: usize = 4;
+/// Concurrent pipelines (override with `STORE_BENCH_PIPELINES`).
+const PIPELINES: usize = 8;
 const CYCLES_PER_ROUND: usize = 5; // per pipeline
 const ROUNDS: usize = 7;
 
@@ -165,9 +166,13 @@ fn main() {
     } else {
         (ROUNDS, CYCLES_PER_ROUND)
     };
+    let pipelines: usize = std::env::var("STORE_BENCH_PIPELINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PIPELINES);
 
     println!(
-        "store full cycle: {PIPELINES} pipelines x {cycles} cycles x {BATCH} messages per round, \
+        "store full cycle: {pipelines} pipelines x {cycles} cycles x {BATCH} messages per round, \
          synchronous=FULL, {}",
         dir.path().display()
     );
@@ -178,10 +183,10 @@ fn main() {
         let start = Instant::now();
         let done: usize = rt.block_on(async {
             let mut tasks = Vec::new();
-            for p in 0..PIPELINES {
+            for p in 0..pipelines {
                 let store = Arc::clone(&store);
                 tasks.push(tokio::spawn(async move {
-                    let mut seq = ((round * PIPELINES + p) as u64) << 32;
+                    let mut seq = ((round * pipelines + p) as u64) << 32;
                     let mut n = 0;
                     for _ in 0..cycles {
                         n += cycle(&store, &mut seq).await;

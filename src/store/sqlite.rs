@@ -41,6 +41,15 @@ pub enum Synchronous {
     Normal,
 }
 
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// The embedded store's settings. Every default is on [`SqliteConfig::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteConfig {
@@ -163,7 +172,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         config.validate()?;
         let cfg = config.clone();
-        let (conn, initial) = tokio::task::spawn_blocking(move || open_writer(&cfg))
+        let (conn, initial, next_rid) = tokio::task::spawn_blocking(move || open_writer(&cfg))
             .await
             .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
 
@@ -172,6 +181,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             ids: IdGenerator::new(rng),
+            next_rid,
             clock: Arc::clone(&clock),
             config: config.clone(),
             counts: Arc::clone(&counts),
@@ -179,7 +189,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("smppd-store-writer".into())
             .spawn(move || writer.run(rx))?;
-        let checkpointer = Checkpointer::start(&config.path)?;
+        let checkpointer = Checkpointer::start(&config.path, config.synchronous.pragma())?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 tx,
@@ -300,8 +310,9 @@ fn check_batch(what: &'static str, len: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens the write connection, sets it up and migrates; returns it with the state counts.
-fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreError> {
+/// Opens the write connection, sets it up and migrates; returns it with the state counts and
+/// the next row number.
+fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10], i64), StoreError> {
     if let Some(dir) = config.path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -321,10 +332,7 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreEr
             problem: format!("the file system refused WAL mode (got {mode})"),
         });
     }
-    let synchronous = match config.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
+    let synchronous = config.synchronous.pragma();
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = OFF;
@@ -336,7 +344,12 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreEr
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
     let counts = read::count_states(&conn)?;
-    Ok((conn, counts))
+    let next_rid: i64 = conn.query_row(
+        "SELECT coalesce(max(rid), 0) + 1 FROM messages",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok((conn, counts, next_rid))
 }
 
 impl Store for SqliteStore {

@@ -36,11 +36,15 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread on the database at `path` (which must exist, in WAL mode).
-    pub(super) fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+    /// `synchronous` is the store's setting; at NORMAL and FULL alike a checkpoint syncs the
+    /// WAL before copying and the database after, so the WAL is never rewound over pages the
+    /// database does not hold yet.
+    pub(super) fn start(path: &Path, synchronous: &str) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()

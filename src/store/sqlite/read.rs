@@ -98,36 +98,36 @@ fn check_limit(limit: usize) -> Result<usize, StoreError> {
 pub(super) fn get(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
     snapshot(conn, |conn| {
         let bytes = id.to_bytes();
+        // The row number is the id's sequence; the whole id is checked on the row.
+        let rid = i64::try_from(id.sequence()).unwrap_or(-1);
         let found = conn
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"
             ))?
-            .query_row([&bytes[..]], |row| Ok(rows::message(row, 0)))
+            .query_row(params![rid, &bytes[..]], |row| Ok(rows::message(row, 0)))
             .optional()?;
         match found {
-            Some(message) => detail(conn, message?).map(Some),
+            Some(message) => detail(conn, rid, message?).map(Some),
             None => Ok(None),
         }
     })
 }
 
-fn detail(conn: &Connection, message: Message) -> Result<MessageDetail, StoreError> {
-    let bytes = message.id.to_bytes();
-    let id = &bytes[..];
+fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail, StoreError> {
     let mut parts = Vec::new();
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PART_COLUMNS} FROM parts WHERE msg_id = ?1 ORDER BY idx"
+        "SELECT {PART_COLUMNS} FROM parts WHERE rid = ?1 ORDER BY idx"
     ))?;
-    let mut q = stmt.query([id])?;
+    let mut q = stmt.query([rid])?;
     while let Some(row) = q.next()? {
         parts.push(rows::part(row)?);
     }
 
     let mut attempts = Vec::new();
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE msg_id = ?1 ORDER BY n"
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE rid = ?1 ORDER BY n"
     ))?;
-    let mut q = stmt.query([id])?;
+    let mut q = stmt.query([rid])?;
     while let Some(row) = q.next()? {
         attempts.push(rows::attempt(row)?);
     }
@@ -135,9 +135,9 @@ fn detail(conn: &Connection, message: Message) -> Result<MessageDetail, StoreErr
     let mut receipts = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT id, carrier, carrier_id, id_key, stat, err, raw, received_at, part \
-         FROM receipts WHERE msg_id = ?1 ORDER BY id",
+         FROM receipts WHERE rid = ?1 ORDER BY id",
     )?;
-    let mut q = stmt.query([id])?;
+    let mut q = stmt.query([rid])?;
     while let Some(row) = q.next()? {
         receipts.push(Receipt {
             id: row.get(0)?,
@@ -231,16 +231,16 @@ pub(super) fn recover(conn: &Connection) -> Result<Recovery, StoreError> {
         let mut in_doubt = Vec::new();
         {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_inflight \
+                "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_inflight \
                  WHERE state = 1 ORDER BY id"
             ))?;
             let mut q = stmt.query([])?;
             let mut found = Vec::new();
             while let Some(row) = q.next()? {
-                found.push(rows::message(row, 0)?);
+                found.push((row.get::<_, i64>(0)?, rows::message(row, 1)?));
             }
-            for message in found {
-                in_doubt.push(detail(conn, message)?);
+            for (rid, message) in found {
+                in_doubt.push(detail(conn, rid, message)?);
             }
         }
         let mut ready = Vec::new();

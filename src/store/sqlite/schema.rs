@@ -1,23 +1,26 @@
 //! The schema, versioned with SQLite's `user_version`, and its migrations.
 //!
 //! Rows are kept narrow: message ids are 16-byte blobs, states and enums small integers,
-//! times integer milliseconds. Child rows (parts, attempts, receipts) carry the message id
-//! itself, so recording an outcome needs no lookup of the message first. `prev_state` holds
-//! the state before the last transition: an UPDATE sets it from the old row, and RETURNING
-//! reports it, so one statement both checks a transition and tells what it changed.
+//! times integer milliseconds. A message's row number (`rid`) is the low 64 bits of its id
+//! ([`MessageId::sequence`](crate::store::MessageId::sequence)), so every lookup by id goes
+//! straight to the row (and checks the whole id there); child rows (parts, attempts,
+//! receipts) carry the row number, so recording an outcome needs no lookup first.
+//! `prev_state` holds the state before the last transition: an UPDATE sets it from the old
+//! row, so one statement both checks a transition and records what it changed.
+//!
 //! Indexes exist only where a query needs one:
 //!
 //! | index | serves |
 //! |---|---|
-//! | `messages_id (id)` (unique) | lookups by id, paging (ids are time-ordered), prune by age |
+//! | `messages_id (id)` (unique) | paging (ids are time-ordered), prune by age |
 //! | `messages_ready (priority, next_at) WHERE state IN (0,3)` | the ready queue (claims) |
 //! | `messages_waiting (next_at) WHERE state = 2` | receipt deadlines |
 //! | `messages_inflight (id) WHERE state = 1` | recovery, status queries for `submitting` |
 //! | `messages_final (state, id) WHERE state >= 4` | status queries for final states |
 //! | `messages_to (to_addr, id)` | queries by destination |
 //! | `parts_key (carrier, id_key) WHERE id_key IS NOT NULL` | receipt correlation |
-//! | `receipts_msg (msg_id) WHERE msg_id IS NOT NULL` | a message's receipts, prune |
-//! | `receipts_unmatched (carrier, id_key) WHERE msg_id IS NULL` | receipt before response |
+//! | `receipts_msg (rid) WHERE rid IS NOT NULL` | a message's receipts, prune |
+//! | `receipts_unmatched (carrier, id_key) WHERE rid IS NULL` | receipt before response |
 //! | `idempotency_age (created_at)` | pruning keys |
 //!
 //! The partial indexes stay small, and each transition touches at most two of them: an entry
@@ -74,7 +77,7 @@ CREATE INDEX messages_final    ON messages (state, id) WHERE state >= 4;
 CREATE INDEX messages_to       ON messages (to_addr, id);
 
 CREATE TABLE parts (
-    msg_id       BLOB    NOT NULL,
+    rid          INTEGER NOT NULL,
     idx          INTEGER NOT NULL,
     state        INTEGER NOT NULL,
     carrier      TEXT    NOT NULL,
@@ -87,12 +90,12 @@ CREATE TABLE parts (
     submitted_at INTEGER,
     receipt_at   INTEGER,
     updated_at   INTEGER NOT NULL,
-    PRIMARY KEY (msg_id, idx)
+    PRIMARY KEY (rid, idx)
 ) WITHOUT ROWID;
 CREATE INDEX parts_key ON parts (carrier, id_key) WHERE id_key IS NOT NULL;
 
 CREATE TABLE attempts (
-    msg_id     BLOB    NOT NULL,
+    rid        INTEGER NOT NULL,
     n          INTEGER NOT NULL,
     carrier    TEXT    NOT NULL,
     bind       TEXT    NOT NULL,
@@ -102,12 +105,12 @@ CREATE TABLE attempts (
     detail     TEXT,
     started_at INTEGER NOT NULL,
     ended_at   INTEGER NOT NULL,
-    PRIMARY KEY (msg_id, n)
+    PRIMARY KEY (rid, n)
 ) WITHOUT ROWID;
 
 CREATE TABLE receipts (
     id          INTEGER PRIMARY KEY,
-    msg_id      BLOB,
+    rid         INTEGER,
     part        INTEGER,
     carrier     TEXT    NOT NULL,
     carrier_id  TEXT    NOT NULL,
@@ -117,8 +120,8 @@ CREATE TABLE receipts (
     received_at INTEGER NOT NULL,
     raw         TEXT    NOT NULL
 );
-CREATE INDEX receipts_msg       ON receipts (msg_id) WHERE msg_id IS NOT NULL;
-CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE msg_id IS NULL;
+CREATE INDEX receipts_msg       ON receipts (rid) WHERE rid IS NOT NULL;
+CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE rid IS NULL;
 
 CREATE TABLE idempotency (
     key        TEXT    PRIMARY KEY,

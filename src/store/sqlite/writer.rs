@@ -112,6 +112,8 @@ pub(super) struct Ctx<'a> {
     conn: &'a Connection,
     now: Timestamp,
     ids: &'a mut IdGenerator,
+    /// The row number the next message gets (also its id's sequence number).
+    next_rid: &'a mut i64,
     /// Per-state changes made by this transaction, applied to the shared counts on commit.
     deltas: [i64; 10],
     config: &'a SqliteConfig,
@@ -132,6 +134,7 @@ impl Ctx<'_> {
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) ids: IdGenerator,
+    pub(super) next_rid: i64,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
@@ -199,6 +202,7 @@ impl Writer {
             conn: &self.conn,
             now: self.clock.now(),
             ids: &mut self.ids,
+            next_rid: &mut self.next_rid,
             deltas: [0; 10],
             config: &self.config,
         };
@@ -231,9 +235,10 @@ const CLAIM_KEY: &str = "INSERT OR FAIL INTO idempotency (key, msg_id, created_a
      ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, created_at = excluded.created_at \
      WHERE idempotency.created_at < ?4";
 const FIND_FRESH_KEY: &str = "SELECT msg_id FROM idempotency WHERE key = ?1 AND created_at >= ?2";
-const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority, next_at, created_at, \
-     updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, callback, \
-     tags, body) VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority, next_at, \
+     created_at, updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, \
+     callback, tags, body, rid) \
+     VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 pub(super) fn accept(
     cx: &mut Ctx<'_>,
@@ -273,7 +278,10 @@ pub(super) fn accept(
             });
             continue;
         }
-        let id = cx.ids.next_id(cx.now);
+        // Row numbers only grow; one spent on a duplicate below just leaves a gap.
+        let rid = *cx.next_rid;
+        *cx.next_rid += 1;
+        let id = cx.ids.next_id(cx.now, rid as u64);
         let bytes = id.to_bytes();
         if let Some(key) = &m.idempotency_key {
             let taken = claim_key.execute(params![key, &bytes[..], now, window_start])?;
@@ -303,6 +311,7 @@ pub(super) fn accept(
             m.callback_url,
             m.tags,
             m.body,
+            rid,
         ])?;
         cx.moved(None, Some(MessageState::Accepted));
         out.push(AcceptOutcome::Inserted(id));
@@ -349,30 +358,34 @@ pub(super) fn claim(cx: &mut Ctx<'_>, limit: &usize) -> Result<Vec<Message>, Sto
 
 // ---- updates --------------------------------------------------------------------------------
 
-const FIND_MESSAGE: &str = "SELECT state, attempts FROM messages WHERE id = ?1";
+/// The row of message id ?2, which lives at row ?1 if it exists at all.
+const FIND_MESSAGE: &str = "SELECT state, attempts FROM messages WHERE rid = ?1 AND id = ?2";
 /// Moves a message whose state is in the bit mask ?9 to ?2, setting the reason when ?4.
 const TRANSITION: &str = "UPDATE OR FAIL messages SET prev_state = state, state = ?2, next_at = ?3, \
      reason_code = CASE WHEN ?4 THEN ?5 ELSE reason_code END, \
      reason_text = CASE WHEN ?4 THEN ?6 ELSE reason_text END, \
      attempts = attempts + ?7, updated_at = ?8 \
-     WHERE id = ?1 AND (?9 >> state) & 1 RETURNING prev_state, attempts";
-const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 1, updated_at = ?2 \
-     WHERE id = ?1 AND state < 4";
-const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (msg_id, n, carrier, bind, parts, status, \
+     WHERE rid = ?1 AND id = ?10 AND (?9 >> state) & 1";
+/// What a transition changed. (Read back rather than with RETURNING, which would build a
+/// temporary table for every statement.)
+const AFTER_TRANSITION: &str = "SELECT prev_state, attempts FROM messages WHERE rid = ?1";
+const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 1, \
+     updated_at = ?2 WHERE rid = ?1 AND id = ?3 AND state < 4";
+const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, parts, status, \
      outcome, detail, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 /// Records a part of a message that exists and is not final.
-const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (msg_id, idx, state, carrier, bind, carrier_id, \
-     id_key, status, submitted_at, updated_at) \
+const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
+     carrier_id, id_key, status, submitted_at, updated_at) \
      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
-     WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND state < 4) \
-     ON CONFLICT (msg_id, idx) DO UPDATE SET state = excluded.state, \
+     WHERE EXISTS (SELECT 1 FROM messages WHERE rid = ?1 AND id = ?11 AND state < 4) \
+     ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, \
      carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
      id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
      receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
      updated_at = excluded.updated_at";
 const FIND_UNMATCHED: &str = "SELECT id, stat, err FROM receipts \
-     WHERE carrier = ?1 AND id_key = ?2 AND msg_id IS NULL ORDER BY id";
-const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET msg_id = ?2, part = ?3 WHERE id = ?1";
+     WHERE carrier = ?1 AND id_key = ?2 AND rid IS NULL ORDER BY id";
+const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET rid = ?2, part = ?3 WHERE id = ?1";
 
 /// A set of states, as the bit mask [`TRANSITION`] tests.
 fn mask(states: &[MessageState]) -> i64 {
@@ -390,6 +403,7 @@ const NOT_FINAL: &[MessageState] = &[
 struct UpdateStatements<'c> {
     find: CachedStatement<'c>,
     transition: CachedStatement<'c>,
+    after: CachedStatement<'c>,
     in_doubt: CachedStatement<'c>,
     attempt: CachedStatement<'c>,
     part: CachedStatement<'c>,
@@ -406,12 +420,29 @@ struct Transition<'r> {
     add_attempt: bool,
 }
 
+/// Where a message lives: its row number, and the whole id to check there.
+#[derive(Clone, Copy)]
+struct Row {
+    rid: i64,
+    id: [u8; 16],
+}
+
+impl Row {
+    fn of(id: MessageId) -> Row {
+        Row {
+            // An id whose sequence is not a row number (above i64::MAX) finds no row.
+            rid: i64::try_from(id.sequence()).unwrap_or(-1),
+            id: id.to_bytes(),
+        }
+    }
+}
+
 impl UpdateStatements<'_> {
     /// Why an update matched no row: the message is missing, or its state forbids it.
-    fn refused(&mut self, id: &[u8]) -> Result<UpdateOutcome, StoreError> {
+    fn refused(&mut self, at: Row) -> Result<UpdateOutcome, StoreError> {
         let state = self
             .find
-            .query_row([id], |row| row.get::<_, i64>(0))
+            .query_row(params![at.rid, &at.id[..]], |row| row.get::<_, i64>(0))
             .optional()?;
         Ok(match state {
             None => UpdateOutcome::NotFound,
@@ -425,33 +456,31 @@ impl UpdateStatements<'_> {
     fn transition(
         &mut self,
         cx: &mut Ctx<'_>,
-        id: &[u8],
+        at: Row,
         t: Transition<'_>,
     ) -> Result<Option<i64>, StoreError> {
         let (set_reason, code, text) = match t.reason {
             Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
             None => (false, None, None),
         };
-        let done = self
-            .transition
-            .query_row(
-                params![
-                    id,
-                    t.to.code(),
-                    t.next_at.map(Timestamp::as_millis),
-                    set_reason,
-                    code,
-                    text,
-                    i64::from(t.add_attempt),
-                    cx.now.as_millis(),
-                    mask(t.from),
-                ],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
-            )
-            .optional()?;
-        let Some((prev, attempts)) = done else {
+        let changed = self.transition.execute(params![
+            at.rid,
+            t.to.code(),
+            t.next_at.map(Timestamp::as_millis),
+            set_reason,
+            code,
+            text,
+            i64::from(t.add_attempt),
+            cx.now.as_millis(),
+            mask(t.from),
+            &at.id[..],
+        ])?;
+        if changed == 0 {
             return Ok(None);
-        };
+        }
+        let (prev, attempts) = self.after.query_row([at.rid], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })?;
         cx.moved(Some(rows::state(prev)?), Some(t.to));
         Ok(Some(attempts))
     }
@@ -465,6 +494,7 @@ pub(super) fn apply(
     let mut st = UpdateStatements {
         find: conn.prepare_cached(FIND_MESSAGE)?,
         transition: conn.prepare_cached(TRANSITION)?,
+        after: conn.prepare_cached(AFTER_TRANSITION)?,
         in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
         attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
         part: conn.prepare_cached(UPSERT_PART)?,
@@ -483,24 +513,23 @@ fn apply_one(
     update: &Update,
 ) -> Result<UpdateOutcome, StoreError> {
     use MessageState as S;
-    let bytes = update.id().to_bytes();
-    let id = &bytes[..];
+    let at = Row::of(update.id());
     let now = cx.now;
     let applied = |done: Option<i64>, st: &mut UpdateStatements<'_>| match done {
         Some(_) => Ok(UpdateOutcome::Applied),
-        None => st.refused(id),
+        None => st.refused(at),
     };
     match update {
         Update::PartSubmitted {
+            id,
             part,
             carrier,
             bind,
             carrier_message_id,
             key,
-            ..
         } => {
             let written = st.part.execute(params![
-                id,
+                at.rid,
                 part,
                 PartState::Submitted.code(),
                 carrier,
@@ -510,9 +539,10 @@ fn apply_one(
                 0,
                 now.as_millis(),
                 now.as_millis(),
+                &at.id[..],
             ])?;
             if written == 0 {
-                return st.refused(id);
+                return st.refused(at);
             }
             // A receipt that beat its submit_sm_resp here is waiting unmatched.
             let waiting: Vec<(i64, Option<String>, Option<String>)> = st
@@ -528,13 +558,18 @@ fn apply_one(
             for (receipt_id, stat, err) in waiting {
                 cx.conn
                     .prepare_cached(LINK_RECEIPT)?
-                    .execute(params![receipt_id, id, part])?;
+                    .execute(params![receipt_id, at.rid, part])?;
                 let stat = rows::receipt_stat(stat);
-                state = record_receipt_on_part(cx, id, *part, state, stat.as_ref(), &err)?
+                state = record_receipt_on_part(cx, at.rid, *part, state, stat.as_ref(), &err)?
                     .unwrap_or(state);
             }
             Ok(UpdateOutcome::ReceiptMatched(receipt_match(
-                cx, last, id, *part, None,
+                cx,
+                last,
+                at.rid,
+                Some(*id),
+                *part,
+                None,
             )?))
         }
         Update::PartRejected {
@@ -545,7 +580,7 @@ fn apply_one(
             ..
         } => {
             let written = st.part.execute(params![
-                id,
+                at.rid,
                 part,
                 PartState::Rejected.code(),
                 carrier,
@@ -555,9 +590,10 @@ fn apply_one(
                 status.0,
                 None::<i64>,
                 now.as_millis(),
+                &at.id[..],
             ])?;
             if written == 0 {
-                return st.refused(id);
+                return st.refused(at);
             }
             Ok(UpdateOutcome::Applied)
         }
@@ -577,11 +613,11 @@ fn apply_one(
                 reason,
                 add_attempt: true,
             };
-            let Some(number) = st.transition(cx, id, t)? else {
-                return st.refused(id);
+            let Some(number) = st.transition(cx, at, t)? else {
+                return st.refused(at);
             };
             st.attempt.execute(params![
-                id,
+                at.rid,
                 number,
                 attempt.carrier,
                 attempt.bind,
@@ -594,21 +630,23 @@ fn apply_one(
             ])?;
             Ok(UpdateOutcome::Applied)
         }
-        Update::ScheduleRetry { at, reason, .. } => {
+        Update::ScheduleRetry {
+            at: when, reason, ..
+        } => {
             let t = Transition {
                 from: &[S::Submitting, S::Submitted, S::Retrying],
                 to: S::Retrying,
-                next_at: Some(*at),
+                next_at: Some(*when),
                 reason: Some(reason),
                 add_attempt: false,
             };
-            let done = st.transition(cx, id, t)?;
+            let done = st.transition(cx, at, t)?;
             applied(done, st)
         }
-        Update::Release { at, .. } => {
+        Update::Release { at: when, .. } => {
             let found = st
                 .find
-                .query_row([id], |row| {
+                .query_row(params![at.rid, &at.id[..]], |row| {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
                 })
                 .optional()?;
@@ -623,11 +661,11 @@ fn apply_one(
             let t = Transition {
                 from: &[S::Submitting],
                 to,
-                next_at: Some(*at),
+                next_at: Some(*when),
                 reason: None,
                 add_attempt: false,
             };
-            match st.transition(cx, id, t)? {
+            match st.transition(cx, at, t)? {
                 Some(_) => Ok(UpdateOutcome::Applied),
                 None => Ok(UpdateOutcome::NotAllowed {
                     state: rows::state(state)?,
@@ -642,12 +680,16 @@ fn apply_one(
                 reason: Some(reason),
                 add_attempt: false,
             };
-            let done = st.transition(cx, id, t)?;
+            let done = st.transition(cx, at, t)?;
             applied(done, st)
         }
         Update::InDoubtResubmit { .. } => {
-            if st.in_doubt.execute(params![id, now.as_millis()])? == 0 {
-                return st.refused(id);
+            if st
+                .in_doubt
+                .execute(params![at.rid, now.as_millis(), &at.id[..]])?
+                == 0
+            {
+                return st.refused(at);
             }
             Ok(UpdateOutcome::Applied)
         }
@@ -659,7 +701,7 @@ fn apply_one(
                 reason: Some(reason),
                 add_attempt: false,
             };
-            let done = st.transition(cx, id, t)?;
+            let done = st.transition(cx, at, t)?;
             applied(done, st)
         }
     }
@@ -668,22 +710,22 @@ fn apply_one(
 // ---- receipts -------------------------------------------------------------------------------
 
 /// The part a receipt belongs to: the newest message's part with this (carrier, key).
-const FIND_PART: &str = "SELECT p.msg_id, p.idx, p.state, m.state, m.parts \
-     FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.id = p.msg_id \
-     WHERE p.carrier = ?1 AND p.id_key = ?2 ORDER BY p.msg_id DESC LIMIT 1";
-const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (msg_id, part, carrier, carrier_id, id_key, \
-     stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, receipt_err = ?5, \
-     receipt_at = ?6, updated_at = ?6 WHERE msg_id = ?1 AND idx = ?2";
-const MESSAGE_FOR_ROLLUP: &str = "SELECT state, parts FROM messages WHERE id = ?1";
+const FIND_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
+     FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.rid = p.rid \
+     WHERE p.carrier = ?1 AND p.id_key = ?2 ORDER BY p.rid DESC LIMIT 1";
+const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (rid, part, carrier, carrier_id, \
+     id_key, stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, \
+     receipt_err = ?5, receipt_at = ?6, updated_at = ?6 WHERE rid = ?1 AND idx = ?2";
+const MESSAGE_FOR_ROLLUP: &str = "SELECT id, state, parts FROM messages WHERE rid = ?1";
 const PARTS_FOR_ROLLUP: &str =
-    "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE msg_id = ?1 ORDER BY idx";
+    "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE rid = ?1 ORDER BY idx";
 
 /// Writes a receipt's stat onto a part; returns what the part now holds, or `None` if it
 /// was left as it was (no stat, or a late intermediate receipt after a final one).
 fn record_receipt_on_part(
     cx: &mut Ctx<'_>,
-    msg_id: &[u8],
+    rid: i64,
     part: u16,
     current: PartState,
     stat: Option<&ReceiptStat>,
@@ -698,7 +740,7 @@ fn record_receipt_on_part(
         None => current,
     };
     cx.conn.prepare_cached(PART_RECEIPT)?.execute(params![
-        msg_id,
+        rid,
         part,
         next.code(),
         stat.to_string(),
@@ -721,13 +763,13 @@ struct Known {
 fn receipt_match(
     cx: &Ctx<'_>,
     receipt_id: i64,
-    msg_id: &[u8],
+    rid: i64,
+    id: Option<MessageId>,
     part: u16,
     known: Option<Known>,
 ) -> Result<ReceiptMatch, StoreError> {
-    let message_id = rows::message_id(msg_id)?;
-    let (message_state, parts_total) = match known {
-        Some(k) if k.parts_total <= 1 => {
+    let (message_id, message_state, parts_total) = match (id, known) {
+        (Some(message_id), Some(k)) if k.parts_total <= 1 => {
             return Ok(ReceiptMatch {
                 receipt_id,
                 message_id,
@@ -737,20 +779,28 @@ fn receipt_match(
                 parts: vec![k.part],
             });
         }
-        Some(k) => (k.state, k.parts_total),
-        None => {
-            let (state, parts) = cx
-                .conn
-                .prepare_cached(MESSAGE_FOR_ROLLUP)?
-                .query_row([msg_id], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-                })?;
-            (rows::state(state)?, rows::u16_of(parts, "parts")?)
+        (Some(message_id), Some(k)) => (message_id, k.state, k.parts_total),
+        _ => {
+            let (id, state, parts) =
+                cx.conn
+                    .prepare_cached(MESSAGE_FOR_ROLLUP)?
+                    .query_row([rid], |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })?;
+            (
+                rows::message_id(&id)?,
+                rows::state(state)?,
+                rows::u16_of(parts, "parts")?,
+            )
         }
     };
     let mut parts = Vec::new();
     let mut stmt = cx.conn.prepare_cached(PARTS_FOR_ROLLUP)?;
-    let mut q = stmt.query([msg_id])?;
+    let mut q = stmt.query([rid])?;
     while let Some(row) = q.next()? {
         parts.push(PartReceiptState {
             index: rows::u16_of(row.get(0)?, "part index")?,
@@ -771,9 +821,10 @@ fn receipt_match(
 
 /// A part found for a receipt.
 struct Found {
-    msg_id: Vec<u8>,
+    rid: i64,
     part: u16,
     part_state: PartState,
+    id: MessageId,
     message_state: MessageState,
     parts_total: u16,
 }
@@ -790,20 +841,22 @@ pub(super) fn receipts(
         let found = find
             .query_row(params![r.carrier, r.key.as_str()], |row| {
                 Ok((
-                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
+                    row.get::<_, Vec<u8>>(3)?,
                     row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
                 ))
             })
             .optional()?;
         let found = found
-            .map(|(msg_id, idx, part_state, state, parts)| {
+            .map(|(rid, idx, part_state, id, state, parts)| {
                 Ok::<_, StoreError>(Found {
-                    msg_id,
+                    rid,
                     part: rows::u16_of(idx, "part index")?,
                     part_state: rows::part_state(part_state)?,
+                    id: rows::message_id(&id)?,
                     message_state: rows::state(state)?,
                     parts_total: rows::u16_of(parts, "parts")?,
                 })
@@ -811,7 +864,7 @@ pub(super) fn receipts(
             .transpose()?;
         let stat_text = r.stat.as_ref().map(ToString::to_string);
         insert.execute(params![
-            found.as_ref().map(|f| &f.msg_id[..]),
+            found.as_ref().map(|f| f.rid),
             found.as_ref().map(|f| f.part),
             r.carrier,
             r.carrier_message_id,
@@ -827,7 +880,7 @@ pub(super) fn receipts(
             continue;
         };
         let written =
-            record_receipt_on_part(cx, &f.msg_id, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
+            record_receipt_on_part(cx, f.rid, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
         let known = written.map(|state| Known {
             state: f.message_state,
             parts_total: f.parts_total,
@@ -839,7 +892,12 @@ pub(super) fn receipts(
             },
         });
         out.push(ReceiptOutcome::Matched(receipt_match(
-            cx, receipt_id, &f.msg_id, f.part, known,
+            cx,
+            receipt_id,
+            f.rid,
+            Some(f.id),
+            f.part,
+            known,
         )?));
     }
     Ok(out)
@@ -894,7 +952,7 @@ pub(super) fn delete_suppression(cx: &mut Ctx<'_>, number: &String) -> Result<bo
 
 // ---- prune, health --------------------------------------------------------------------------
 
-const FINISHED_BEFORE: &str = "SELECT id, state FROM messages \
+const FINISHED_BEFORE: &str = "SELECT rid, state FROM messages \
      WHERE id < ?1 AND state >= 4 AND updated_at < ?2 ORDER BY id LIMIT ?3";
 
 pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError> {
@@ -903,21 +961,21 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
 
     let cutoff = cx.now.saturating_sub(cx.config.retention);
     let bound = MessageId::lower_bound(cutoff).to_bytes();
-    let victims: Vec<(Vec<u8>, i64)> = cx
+    let victims: Vec<(i64, i64)> = cx
         .conn
         .prepare_cached(FINISHED_BEFORE)?
         .query_map(params![&bound[..], cutoff.as_millis(), limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?
         .collect::<Result<_, _>>()?;
-    for (id, state) in &victims {
+    for (rid, state) in &victims {
         for sql in [
-            "DELETE FROM parts WHERE msg_id = ?1",
-            "DELETE FROM attempts WHERE msg_id = ?1",
-            "DELETE FROM receipts WHERE msg_id = ?1",
-            "DELETE FROM messages WHERE id = ?1",
+            "DELETE FROM parts WHERE rid = ?1",
+            "DELETE FROM attempts WHERE rid = ?1",
+            "DELETE FROM receipts WHERE rid = ?1",
+            "DELETE FROM messages WHERE rid = ?1",
         ] {
-            cx.conn.prepare_cached(sql)?.execute([id])?;
+            cx.conn.prepare_cached(sql)?.execute([rid])?;
         }
         cx.moved(Some(rows::state(*state)?), None);
     }
@@ -928,7 +986,7 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
         cx.conn
             .prepare_cached(
                 "DELETE FROM receipts WHERE id IN (SELECT id FROM receipts \
-             WHERE msg_id IS NULL AND received_at < ?1 LIMIT ?2)",
+             WHERE rid IS NULL AND received_at < ?1 LIMIT ?2)",
             )?
             .execute(params![receipt_cutoff.as_millis(), limit])? as u64;
 
@@ -974,7 +1032,7 @@ mod tests {
     fn hot_statements_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let config = SqliteConfig::in_dir(dir.path());
-        let (conn, _) = super::super::open_writer(&config).unwrap();
+        let (conn, _, _) = super::super::open_writer(&config).unwrap();
         let claim = claim_sql();
         let statements = [
             FIND_SUPPRESSION,
@@ -983,6 +1041,7 @@ mod tests {
             claim.as_str(),
             FIND_MESSAGE,
             TRANSITION,
+            AFTER_TRANSITION,
             COUNT_IN_DOUBT,
             UPSERT_PART,
             FIND_UNMATCHED,
