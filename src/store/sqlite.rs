@@ -75,6 +75,10 @@ pub struct SqliteConfig {
     pub idempotency_window: Duration,
     /// The most rows of each kind one [`Store::prune`] call deletes. Default 10 000.
     pub prune_limit: usize,
+    /// How long a commit waits for the database lock when something outside the store holds
+    /// it (another process on the same file, a backup); then the commit fails with
+    /// [`StoreError::Database`]. Default 5 s.
+    pub busy_timeout: Duration,
 }
 
 impl SqliteConfig {
@@ -90,6 +94,7 @@ impl SqliteConfig {
             unmatched_receipt_retention: Duration::from_secs(3600),
             idempotency_window: Duration::from_secs(24 * 3600),
             prune_limit: 10_000,
+            busy_timeout: Duration::from_secs(5),
         }
     }
 
@@ -324,7 +329,7 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10], i64), St
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(config.busy_timeout)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Invalid {

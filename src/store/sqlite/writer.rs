@@ -7,8 +7,9 @@
 //! is shared by everyone who arrived during the previous one.
 //!
 //! If a task fails (an SQL error, not a refused transition: those are answers), the batch is
-//! rolled back and every task is run again alone, so one bad task cannot fail its
-//! neighbours; a failure that is not the task's (a full disk) then fails each of them.
+//! rolled back. An error no task caused (a full disk, a lock held by another process, I/O)
+//! fails every task of the batch at once; any other error has each task run again alone, so
+//! one bad task cannot fail its neighbours.
 //!
 //! Because an error always rolls back the whole transaction, no statement needs to undo
 //! itself alone: writes say `OR FAIL`, which spares SQLite the statement journal (a copy of
@@ -183,7 +184,7 @@ impl Writer {
                     task.succeed();
                 }
             }
-            Err(error) if batch.len() == 1 => {
+            Err(error) if batch.len() == 1 || is_systemic(&error) => {
                 for task in batch.drain(..) {
                     task.fail(error.clone());
                 }
@@ -222,6 +223,30 @@ impl Writer {
             return Err(e);
         }
         Ok(deltas)
+    }
+}
+
+/// Errors that no task caused (the disk, the lock, the file): running each task alone would
+/// only repeat them, each after its own wait.
+fn is_systemic(error: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match error {
+        StoreError::Database(e) => matches!(
+            e.sqlite_error_code(),
+            Some(
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::DatabaseCorrupt
+                    | C::ReadOnly
+                    | C::CannotOpen
+                    | C::NotADatabase
+                    | C::OutOfMemory
+                    | C::DiskFull
+            )
+        ),
+        StoreError::DiskFull | StoreError::Io(_) | StoreError::Closed => true,
+        _ => false,
     }
 }
 
