@@ -3,7 +3,9 @@
 //! and matched -> final state. Several pipelines run at once, as the API, the dispatcher and
 //! the receipt handler would, so the writer's group commit has company to batch.
 //!
-//! Run: `cargo bench --bench store` (set `STORE_BENCH_DIR` to measure another disk).
+//! Run: `cargo bench --bench store` (set `STORE_BENCH_DIR` to measure another disk,
+//! `STORE_BENCH_PIPELINES` for the concurrency, `STORE_BENCH_PREFILL=N` to first run N
+//! messages through the cycle untimed, so the indexes start large).
 //! Prints the median, min and max messages/s over the rounds, then each stage alone.
 
 use std::sync::Arc;
@@ -176,6 +178,37 @@ fn main() {
          synchronous=FULL, {}",
         dir.path().display()
     );
+    let prefill: usize = std::env::var("STORE_BENCH_PREFILL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if prefill > 0 {
+        let start = Instant::now();
+        let done: usize = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for p in 0..pipelines {
+                let store = Arc::clone(&store);
+                let share = prefill.div_ceil(pipelines * BATCH);
+                tasks.push(tokio::spawn(async move {
+                    let mut seq = ((1000 + p) as u64) << 32;
+                    let mut n = 0;
+                    for _ in 0..share {
+                        n += cycle(&store, &mut seq).await;
+                    }
+                    n
+                }));
+            }
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("prefill");
+            }
+            total
+        });
+        println!(
+            "  prefilled {done} messages in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
     let mut rates = Vec::new();
     let mut costs = Vec::new();
     for round in 0..rounds {

@@ -254,6 +254,8 @@ async fn a_full_write_queue_refuses_accepts_with_backlogged_and_recovers() {
     let clock = ManualClock::new(at(0));
     let config = SqliteConfig {
         queue_rows: 1000,
+        // The writer must outwait the blocker however slow the machine is.
+        busy_timeout: Duration::from_secs(120),
         ..SqliteConfig::in_dir(dir.path())
     };
     let path = config.path.clone();
@@ -518,7 +520,10 @@ async fn an_invalid_config_is_refused_with_the_field_named() {
 async fn a_write_whose_caller_stopped_waiting_is_still_committed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(0));
-    let config = SqliteConfig::in_dir(dir.path());
+    let config = SqliteConfig {
+        busy_timeout: Duration::from_secs(120),
+        ..SqliteConfig::in_dir(dir.path())
+    };
     let path = config.path.clone();
     let store = open_with(config, &clock).await;
     let blocker = rusqlite::Connection::open(&path).unwrap();
