@@ -162,6 +162,8 @@ fn main() {
     let store = rt
         .block_on(SqliteStore::open(SqliteConfig::in_dir(dir.path())))
         .expect("open");
+    // One write first: the writer thread names itself when it starts running.
+    rt.block_on(store.writable()).expect("writable");
     let store = Arc::new(store);
     let (rounds, cycles) = if quick {
         (1, 1)
