@@ -133,6 +133,9 @@ impl SqliteConfig {
 ///
 /// Dropping every clone lets the writer finish what is queued and close the file;
 /// [`SqliteStore::close`] does the same and waits for it.
+///
+/// One store per file: the writer expects to be the only one. Another process writing the
+/// same file makes commits wait up to [`SqliteConfig::busy_timeout`] and then fail.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
