@@ -393,11 +393,14 @@ const TRANSITION: &str = "UPDATE OR FAIL messages SET prev_state = state, state 
      WHERE rid = ?1 AND id = ?10 AND (?9 >> state) & 1";
 /// What a transition changed. (Read back rather than with RETURNING, which would build a
 /// temporary table for every statement.)
-const AFTER_TRANSITION: &str = "SELECT prev_state, attempts FROM messages WHERE rid = ?1";
+const AFTER_TRANSITION: &str = "SELECT prev_state FROM messages WHERE rid = ?1";
 const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 1, \
      updated_at = ?2 WHERE rid = ?1 AND id = ?3 AND state < 4";
-const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, parts, status, \
-     outcome, detail, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// Records an attempt, numbered by the message's attempt count (which the transition that
+/// ended it has just raised).
+const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, parts, \
+     status, outcome, detail, started_at, ended_at) \
+     SELECT ?1, attempts, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM messages WHERE rid = ?1";
 /// Records a part of a message that exists and is not final.
 const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
      carrier_id, id_key, status, submitted_at, updated_at) \
@@ -477,13 +480,13 @@ impl UpdateStatements<'_> {
         })
     }
 
-    /// Makes `t`; returns the new attempt count, or `None` if the state did not allow it.
+    /// Makes `t`; `false` if the state did not allow it.
     fn transition(
         &mut self,
         cx: &mut Ctx<'_>,
         at: Row,
         t: Transition<'_>,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let (set_reason, code, text) = match t.reason {
             Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
             None => (false, None, None),
@@ -501,13 +504,15 @@ impl UpdateStatements<'_> {
             &at.id[..],
         ])?;
         if changed == 0 {
-            return Ok(None);
+            return Ok(false);
         }
-        let (prev, attempts) = self.after.query_row([at.rid], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-        })?;
-        cx.moved(Some(rows::state(prev)?), Some(t.to));
-        Ok(Some(attempts))
+        // From a single state the old state is known; otherwise read what the UPDATE kept.
+        let prev = match t.from {
+            [only] => *only,
+            _ => rows::state(self.after.query_row([at.rid], |row| row.get::<_, i64>(0))?)?,
+        };
+        cx.moved(Some(prev), Some(t.to));
+        Ok(true)
     }
 }
 
@@ -540,9 +545,9 @@ fn apply_one(
     use MessageState as S;
     let at = Row::of(update.id());
     let now = cx.now;
-    let applied = |done: Option<i64>, st: &mut UpdateStatements<'_>| match done {
-        Some(_) => Ok(UpdateOutcome::Applied),
-        None => st.refused(at),
+    let applied = |done: bool, st: &mut UpdateStatements<'_>| match done {
+        true => Ok(UpdateOutcome::Applied),
+        false => st.refused(at),
     };
     match update {
         Update::PartSubmitted {
@@ -638,12 +643,11 @@ fn apply_one(
                 reason,
                 add_attempt: true,
             };
-            let Some(number) = st.transition(cx, at, t)? else {
+            if !st.transition(cx, at, t)? {
                 return st.refused(at);
-            };
-            st.attempt.execute(params![
+            }
+            let recorded = st.attempt.execute(params![
                 at.rid,
-                number,
                 attempt.carrier,
                 attempt.bind,
                 attempt.parts,
@@ -653,6 +657,9 @@ fn apply_one(
                 attempt.started_at.as_millis(),
                 attempt.ended_at.as_millis(),
             ])?;
+            if recorded != 1 {
+                return Err(rows::corrupt("the message vanished inside its transaction"));
+            }
             Ok(UpdateOutcome::Applied)
         }
         Update::ScheduleRetry {
@@ -690,11 +697,12 @@ fn apply_one(
                 reason: None,
                 add_attempt: false,
             };
-            match st.transition(cx, at, t)? {
-                Some(_) => Ok(UpdateOutcome::Applied),
-                None => Ok(UpdateOutcome::NotAllowed {
+            if st.transition(cx, at, t)? {
+                Ok(UpdateOutcome::Applied)
+            } else {
+                Ok(UpdateOutcome::NotAllowed {
                     state: rows::state(state)?,
-                }),
+                })
             }
         }
         Update::Finish { state, reason, .. } => {
@@ -1068,6 +1076,7 @@ mod tests {
             TRANSITION,
             AFTER_TRANSITION,
             COUNT_IN_DOUBT,
+            INSERT_ATTEMPT,
             UPSERT_PART,
             FIND_UNMATCHED,
             LINK_RECEIPT,
