@@ -34,11 +34,12 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
-/// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+/// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`; a new file runs them all.
+const MIGRATIONS: &[&str] = &[V1, V1_TO_V2];
 
+/// The first schema, as the first increment shipped it.
 const V1: &str = "
 CREATE TABLE meta (
     k TEXT PRIMARY KEY,
@@ -49,7 +50,6 @@ CREATE TABLE messages (
     rid         INTEGER PRIMARY KEY,
     id          BLOB    NOT NULL,
     state       INTEGER NOT NULL,
-    prev_state  INTEGER NOT NULL DEFAULT 0,
     priority    INTEGER NOT NULL,
     next_at     INTEGER,
     created_at  INTEGER NOT NULL,
@@ -70,11 +70,10 @@ CREATE TABLE messages (
     body        TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX messages_id ON messages (id);
-CREATE INDEX messages_ready    ON messages (priority, next_at) WHERE state IN (0, 3);
-CREATE INDEX messages_inflight ON messages (id) WHERE state = 1;
-CREATE INDEX messages_waiting  ON messages (next_at) WHERE state = 2;
-CREATE INDEX messages_final    ON messages (state, id) WHERE state >= 4;
-CREATE INDEX messages_to       ON messages (to_addr, id);
+CREATE INDEX messages_ready   ON messages (priority, next_at) WHERE state IN (0, 3);
+CREATE INDEX messages_waiting ON messages (next_at) WHERE state = 2;
+CREATE INDEX messages_state   ON messages (state, id);
+CREATE INDEX messages_to      ON messages (to_addr, id);
 
 CREATE TABLE parts (
     rid          INTEGER NOT NULL,
@@ -110,7 +109,7 @@ CREATE TABLE attempts (
 
 CREATE TABLE receipts (
     id          INTEGER PRIMARY KEY,
-    rid         INTEGER,
+    msg         INTEGER,
     part        INTEGER,
     carrier     TEXT    NOT NULL,
     carrier_id  TEXT    NOT NULL,
@@ -120,8 +119,8 @@ CREATE TABLE receipts (
     received_at INTEGER NOT NULL,
     raw         TEXT    NOT NULL
 );
-CREATE INDEX receipts_msg       ON receipts (rid) WHERE rid IS NOT NULL;
-CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE rid IS NULL;
+CREATE INDEX receipts_msg       ON receipts (msg) WHERE msg IS NOT NULL;
+CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE msg IS NULL;
 
 CREATE TABLE idempotency (
     key        TEXT    PRIMARY KEY,
@@ -147,6 +146,21 @@ CREATE TABLE mo (
 );
 ";
 
+/// Version 2: the row number is the low 64 bits of the message id, and transitions record the
+/// state they left. A full `(state, id)` index becomes partial indexes for in-flight and
+/// final messages; receipts name their message's row `rid` like the other children.
+const V1_TO_V2: &str = "
+ALTER TABLE messages ADD COLUMN prev_state INTEGER NOT NULL DEFAULT 0;
+DROP INDEX messages_state;
+CREATE INDEX messages_inflight ON messages (id) WHERE state = 1;
+CREATE INDEX messages_final    ON messages (state, id) WHERE state >= 4;
+DROP INDEX receipts_msg;
+DROP INDEX receipts_unmatched;
+ALTER TABLE receipts RENAME COLUMN msg TO rid;
+CREATE INDEX receipts_msg       ON receipts (rid) WHERE rid IS NOT NULL;
+CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE rid IS NULL;
+";
+
 /// Brings the file to [`SCHEMA_VERSION`], one migration per transaction (the version is read
 /// inside it, so two processes opening one file cannot both migrate), or refuses a file from a
 /// newer build.
@@ -167,9 +181,94 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .ok()
             .and_then(|v| MIGRATIONS.get(v))
             .ok_or_else(|| StoreError::Corrupt(format!("schema version {found}")))?;
+        if found == 1 {
+            // Version 1 ids do not carry their row number, so its messages cannot be found by
+            // id under version 2. Only an empty version 1 file is upgraded.
+            let messages: i64 = tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+            if messages > 0 {
+                return Err(StoreError::CannotMigrate { found });
+            }
+        }
         tx.execute_batch(sql)?;
         // PRAGMA takes no bound parameters; the value is our own number.
         tx.execute_batch(&format!("PRAGMA user_version = {}", found + 1))?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(conn: &Connection, table: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn version_1_file() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("v1.db")).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_new_file_gets_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("new.db")).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert!(columns(&conn, "messages").contains(&"prev_state".to_owned()));
+        assert!(columns(&conn, "receipts").contains(&"rid".to_owned()));
+        // Opening again changes nothing.
+        migrate(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn an_empty_version_1_file_is_upgraded() {
+        let (_dir, mut conn) = version_1_file();
+        migrate(&mut conn).unwrap();
+        assert!(columns(&conn, "messages").contains(&"prev_state".to_owned()));
+        assert!(columns(&conn, "receipts").contains(&"rid".to_owned()));
+        assert!(!columns(&conn, "receipts").contains(&"msg".to_owned()));
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(indexes.contains(&"messages_inflight".to_owned()));
+        assert!(!indexes.contains(&"messages_state".to_owned()));
+    }
+
+    #[test]
+    fn a_version_1_file_with_messages_is_refused_untouched() {
+        let (_dir, mut conn) = version_1_file();
+        conn.execute(
+            "INSERT INTO messages (id, state, priority, created_at, updated_at, expires_at, \
+             parts, encoding, to_addr, from_addr, body) \
+             VALUES (x'00', 0, 0, 0, 0, 0, 1, 0, '+1', 'x', 'hi')",
+            [],
+        )
+        .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, StoreError::CannotMigrate { found: 1 }),
+            "{err}"
+        );
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1);
     }
 }
