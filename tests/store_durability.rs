@@ -254,6 +254,8 @@ async fn a_full_write_queue_refuses_accepts_with_backlogged_and_recovers() {
     let clock = ManualClock::new(at(0));
     let config = SqliteConfig {
         queue_rows: 1000,
+        // The writer must outwait the blocker however slow the machine is.
+        busy_timeout: Duration::from_secs(120),
         ..SqliteConfig::in_dir(dir.path())
     };
     let path = config.path.clone();
@@ -473,7 +475,7 @@ async fn a_file_from_a_newer_build_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
@@ -512,4 +514,85 @@ async fn an_invalid_config_is_refused_with_the_field_named() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_caller_stopped_waiting_is_still_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let config = SqliteConfig {
+        busy_timeout: Duration::from_secs(120),
+        ..SqliteConfig::in_dir(dir.path())
+    };
+    let path = config.path.clone();
+    let store = open_with(config, &clock).await;
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let task = {
+        let store = store.clone();
+        tokio::spawn(async move { store.accept(vec![message("+1", 0)]).await })
+    };
+    for _ in 0..5000 {
+        if store.backlog().queued_rows > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(store.backlog().queued_rows, 1);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    blocker.execute_batch("ROLLBACK").unwrap();
+    // The health write queues behind the abandoned accept, so once it resolves both are in.
+    store.writable().await.unwrap();
+    assert_eq!(store.counts().await.unwrap().get(MessageState::Accepted), 1);
+    assert_eq!(store.claim(10).await.unwrap()[0].to, "+1");
+}
+
+#[tokio::test]
+async fn oversized_calls_are_refused_as_the_callers_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let err = store.claim(1001).await.unwrap_err();
+    assert!(err.is_caller_error(), "{err}");
+    let updates: Vec<_> = (0..1001)
+        .map(|i| Update::InDoubtResubmit {
+            id: MessageId::from_u128(i),
+        })
+        .collect();
+    assert!(store.apply(updates).await.unwrap_err().is_caller_error());
+    assert!(
+        store
+            .list_suppressions(None, 5000)
+            .await
+            .unwrap_err()
+            .is_caller_error()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_blocked_by_another_process_fails_loudly_and_the_store_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let config = SqliteConfig {
+        busy_timeout: Duration::from_millis(100),
+        ..SqliteConfig::in_dir(dir.path())
+    };
+    let path = config.path.clone();
+    let store = open_with(config, &clock).await;
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (a, b) = tokio::join!(
+        store.accept(vec![message("+1", 0)]),
+        store.accept(vec![message("+2", 0)])
+    );
+    for result in [a, b] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err}");
+    }
+    assert_eq!(store.counts().await.unwrap().open(), 0);
+    blocker.execute_batch("ROLLBACK").unwrap();
+    store.accept(vec![message("+3", 0)]).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().open(), 1);
 }

@@ -404,3 +404,101 @@ async fn list_filters_by_state_destination_and_creation_time() {
         .unwrap_err();
     assert!(err.is_caller_error());
 }
+
+#[tokio::test]
+async fn an_id_that_names_a_row_but_not_its_message_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let id = inserted(&store.accept(vec![message("+1")]).await.unwrap()[0]);
+    // Same sequence (row number), different time and salt.
+    let forged = MessageId::from_u128(id.as_u128() ^ (0xFFFF_u128 << 80));
+    assert_eq!(forged.sequence(), id.sequence());
+    assert_eq!(store.get(forged).await.unwrap(), None);
+    let out = store
+        .apply(vec![smppd::store::Update::Cancel {
+            id: forged,
+            reason: smppd::store::Reason::new("x", "x"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(out, [smppd::store::UpdateOutcome::NotFound]);
+    // An id whose sequence is no row number at all.
+    let wild = MessageId::from_u128(u128::MAX >> 3);
+    assert_eq!(store.get(wild).await.unwrap(), None);
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap().message.state,
+        MessageState::Accepted
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_of_an_accepted_request_gets_its_message_even_after_a_suppression() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let id = inserted(&store.accept(vec![keyed("+1666", "k")]).await.unwrap()[0]);
+    store
+        .put_suppression("+1666".into(), "STOP".into(), SuppressionSource::MoKeyword)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.accept(vec![keyed("+1666", "k")]).await.unwrap()[0],
+        AcceptOutcome::Duplicate(id)
+    );
+    assert!(matches!(
+        store.accept(vec![keyed("+1666", "other")]).await.unwrap()[0],
+        AcceptOutcome::Suppressed(_)
+    ));
+}
+
+#[tokio::test]
+async fn list_by_final_and_by_open_states_without_a_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let ids: Vec<_> = store
+        .accept((0..6).map(|i| message(&format!("+{i}"))).collect())
+        .await
+        .unwrap()
+        .iter()
+        .map(inserted)
+        .collect();
+    let cancel = |id| smppd::store::Update::Cancel {
+        id,
+        reason: smppd::store::Reason::new("cancelled", "by test"),
+    };
+    store
+        .apply(vec![cancel(ids[1]), cancel(ids[4])])
+        .await
+        .unwrap();
+    let by_state = |state| ListQuery {
+        state: Some(state),
+        limit: 10,
+        ..ListQuery::default()
+    };
+    let cancelled = store.list(by_state(MessageState::Cancelled)).await.unwrap();
+    let got: Vec<_> = cancelled.messages.iter().map(|m| m.id).collect();
+    assert_eq!(got, [ids[4], ids[1]]);
+    assert!(
+        cancelled
+            .messages
+            .iter()
+            .all(|m| m.reason.as_ref().is_some_and(|r| r.code == "cancelled"))
+    );
+    let accepted = store.list(by_state(MessageState::Accepted)).await.unwrap();
+    let got: Vec<_> = accepted.messages.iter().map(|m| m.id).collect();
+    assert_eq!(got, [ids[5], ids[3], ids[2], ids[0]]);
+}
+
+#[tokio::test]
+async fn the_store_works_behind_a_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store: Arc<dyn Store> = Arc::new(open(dir.path(), &clock).await);
+    let id = store.accept(vec![message("+1")]).await.unwrap()[0]
+        .id()
+        .unwrap();
+    assert!(store.get(id).await.unwrap().is_some());
+    assert_eq!(store.backlog().queued_rows, 0);
+}

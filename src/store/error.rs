@@ -66,6 +66,17 @@ pub enum StoreError {
         supported: i64,
     },
 
+    /// The file was written by an early development build (schema `found`) whose messages
+    /// this build cannot carry over; nothing was changed. Move the file aside.
+    #[error(
+        "the store's schema version {found} holds messages this build cannot carry over; \
+         move the file aside"
+    )]
+    CannotMigrate {
+        /// The file's `user_version`.
+        found: i64,
+    },
+
     /// Creating the data directory or a thread failed.
     #[error("store I/O: {0}")]
     Io(#[source] Arc<std::io::Error>),

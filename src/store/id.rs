@@ -1,9 +1,11 @@
 //! Message ids: 128-bit, time-ordered, written as 26 characters of Crockford base32.
 //!
-//! The layout is the ULID one: the top 48 bits are the creation time in milliseconds since the
-//! Unix epoch, the low 80 bits are random. One [`IdGenerator`] (the store's writer owns it)
-//! makes ids strictly increasing: within one millisecond, or when the clock steps back, the
-//! random part of the previous id is incremented instead of drawn again. Sorting ids as
+//! The layout follows ULID's: the top 48 bits are the creation time in milliseconds since the
+//! Unix epoch, and the string form sorts like the number. The low 80 bits are a 16-bit random
+//! salt, drawn afresh each millisecond, and a 64-bit sequence number that the store makes
+//! its row number, so a lookup by id is a lookup by row without a second index. Within one
+//! millisecond (or when the clock steps back) the salt is kept, so ids made by one
+//! [`IdGenerator`] with increasing sequence numbers are strictly increasing. Sorting ids as
 //! strings, as bytes or as numbers gives the same order, which the store uses for paging.
 
 use std::fmt;
@@ -19,7 +21,7 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub const MESSAGE_ID_LEN: usize = 26;
 
 const RANDOM_BITS: u32 = 80;
-const RANDOM_MASK: u128 = (1 << RANDOM_BITS) - 1;
+const SEQUENCE_BITS: u32 = 64;
 const MAX_MILLIS: u64 = (1 << 48) - 1;
 
 /// Our id of one accepted message (see the module docs for the layout).
@@ -46,6 +48,11 @@ impl MessageId {
     pub fn from_slice(bytes: &[u8]) -> Option<MessageId> {
         let bytes: [u8; 16] = bytes.try_into().ok()?;
         Some(MessageId(u128::from_be_bytes(bytes)))
+    }
+
+    /// The sequence number written in the id (the store's row number).
+    pub const fn sequence(self) -> u64 {
+        self.0 as u64
     }
 
     /// The creation time written in the id.
@@ -170,10 +177,11 @@ impl RandomSource for SplitMix64 {
     }
 }
 
-/// Makes strictly increasing [`MessageId`]s from a time and a [`RandomSource`].
+/// Makes [`MessageId`]s from a time, a [`RandomSource`] and a sequence number.
 pub struct IdGenerator {
     rng: Box<dyn RandomSource>,
-    last: Option<MessageId>,
+    /// The millisecond and salt of the last id.
+    last: Option<(u128, u128)>,
 }
 
 impl fmt::Debug for IdGenerator {
@@ -185,31 +193,24 @@ impl fmt::Debug for IdGenerator {
 }
 
 impl IdGenerator {
-    /// A generator drawing its random bits from `rng`.
+    /// A generator drawing its salts from `rng`.
     pub fn new(rng: Box<dyn RandomSource>) -> IdGenerator {
         IdGenerator { rng, last: None }
     }
 
-    /// The next id for a message made at `now`. It is greater than every id this generator
-    /// made before, even if `now` went backwards.
-    pub fn next_id(&mut self, now: Timestamp) -> MessageId {
+    /// The id for a message made at `now` with sequence number `seq`. If `seq` is greater
+    /// than every sequence number given before, the id is greater than every id made before,
+    /// even if `now` went backwards.
+    pub fn next_id(&mut self, now: Timestamp, seq: u64) -> MessageId {
         let ms = now.as_millis().clamp(0, MAX_MILLIS as i64) as u128;
-        let id = match self.last {
-            Some(last) if (last.0 >> RANDOM_BITS) >= ms => {
-                // Same millisecond, or the clock stepped back: count up from the last id. A
-                // carry out of the random part moves into the time part, which keeps order.
-                MessageId(last.0.wrapping_add(1))
-            }
-            _ => {
-                // The top random bit starts clear, leaving 2^79 increments of room.
-                let random = (u128::from(self.rng.next_u64()) << 16
-                    | u128::from(self.rng.next_u64() & 0xFFFF))
-                    & (RANDOM_MASK >> 1);
-                MessageId((ms << RANDOM_BITS) | random)
-            }
+        let (ms, salt) = match self.last {
+            // Same millisecond, or the clock stepped back: keep the last time and salt, so
+            // the order is the sequence's.
+            Some((last_ms, salt)) if last_ms >= ms => (last_ms, salt),
+            _ => (ms, u128::from(self.rng.next_u64() & 0xFFFF)),
         };
-        self.last = Some(id);
-        id
+        self.last = Some((ms, salt));
+        MessageId((ms << RANDOM_BITS) | (salt << SEQUENCE_BITS) | u128::from(seq))
     }
 }
 
@@ -220,8 +221,12 @@ mod tests {
     #[test]
     fn ids_print_as_26_crockford_characters_and_parse_back() {
         let mut ids = IdGenerator::new(Box::new(SplitMix64::new(7)));
-        for ms in [0, 1, 1_700_000_000_000, MAX_MILLIS as i64] {
-            let id = ids.next_id(Timestamp::from_millis(ms));
+        for (seq, ms) in [0, 1, 1_700_000_000_000, MAX_MILLIS as i64]
+            .into_iter()
+            .enumerate()
+        {
+            let id = ids.next_id(Timestamp::from_millis(ms), seq as u64 + 1);
+            assert_eq!(id.sequence(), seq as u64 + 1);
             let text = id.to_string();
             assert_eq!(text.len(), MESSAGE_ID_LEN);
             assert!(text.bytes().all(|b| ALPHABET.contains(&b)));
@@ -271,24 +276,25 @@ mod tests {
     fn ids_increase_within_a_millisecond_and_when_the_clock_steps_back() {
         let mut ids = IdGenerator::new(Box::new(SplitMix64::new(1)));
         let t = Timestamp::from_millis(1_700_000_000_000);
-        let mut prev = ids.next_id(t);
-        for ms in [0, 0, 0, -5, -1000, 1, 1, 2] {
-            let id = ids.next_id(Timestamp::from_millis(t.as_millis() + ms));
+        let mut prev = ids.next_id(t, 1);
+        for (seq, ms) in [0, 0, 0, -5, -1000, 1, 1, 2].into_iter().enumerate() {
+            let id = ids.next_id(Timestamp::from_millis(t.as_millis() + ms), seq as u64 + 2);
             assert!(id > prev, "{id} after {prev}");
             assert!(id.to_string() > prev.to_string());
             prev = id;
         }
         assert_eq!(prev.timestamp().as_millis(), t.as_millis() + 2);
-        let later = ids.next_id(Timestamp::from_millis(t.as_millis() + 10));
+        let later = ids.next_id(Timestamp::from_millis(t.as_millis() + 10), 100);
         assert_eq!(later.timestamp().as_millis(), t.as_millis() + 10);
+        assert_eq!(later.sequence(), 100);
     }
 
     #[test]
     fn equal_seeds_make_equal_ids() {
         let t = Timestamp::from_millis(1_700_000_000_000);
-        let a = IdGenerator::new(Box::new(SplitMix64::new(42))).next_id(t);
-        let b = IdGenerator::new(Box::new(SplitMix64::new(42))).next_id(t);
-        let c = IdGenerator::new(Box::new(SplitMix64::new(43))).next_id(t);
+        let a = IdGenerator::new(Box::new(SplitMix64::new(42))).next_id(t, 1);
+        let b = IdGenerator::new(Box::new(SplitMix64::new(42))).next_id(t, 1);
+        let c = IdGenerator::new(Box::new(SplitMix64::new(43))).next_id(t, 1);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -297,7 +303,7 @@ mod tests {
     fn lower_bound_orders_against_ids_of_that_time() {
         let mut ids = IdGenerator::new(Box::new(SplitMix64::new(3)));
         let t = Timestamp::from_millis(1_000);
-        let id = ids.next_id(t);
+        let id = ids.next_id(t, u64::MAX);
         assert!(MessageId::lower_bound(t) <= id);
         assert!(MessageId::lower_bound(Timestamp::from_millis(1_001)) > id);
     }

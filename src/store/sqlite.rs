@@ -3,6 +3,7 @@
 //! See the [module docs](crate::store) for what callers may rely on, [`schema`] for the tables
 //! and indexes, and [`writer`] for the commit loop.
 
+mod checkpoint;
 mod read;
 mod rows;
 mod schema;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
+use self::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use self::read::Readers;
 use self::shared::Counts;
 use self::writer::{Ctx, Job, Msg, Writer};
@@ -37,6 +39,15 @@ pub enum Synchronous {
     /// The WAL is fsynced only at checkpoints: committed data survives a process crash, but
     /// the last commits may be lost on power loss or an OS crash. Faster on slow disks.
     Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 /// The embedded store's settings. Every default is on [`SqliteConfig::new`].
@@ -64,6 +75,10 @@ pub struct SqliteConfig {
     pub idempotency_window: Duration,
     /// The most rows of each kind one [`Store::prune`] call deletes. Default 10 000.
     pub prune_limit: usize,
+    /// How long a commit waits for the database lock when something outside the store holds
+    /// it (another process on the same file, a backup); then the commit fails with
+    /// [`StoreError::Database`]. Default 5 s.
+    pub busy_timeout: Duration,
 }
 
 impl SqliteConfig {
@@ -79,6 +94,7 @@ impl SqliteConfig {
             unmatched_receipt_retention: Duration::from_secs(3600),
             idempotency_window: Duration::from_secs(24 * 3600),
             prune_limit: 10_000,
+            busy_timeout: Duration::from_secs(5),
         }
     }
 
@@ -117,6 +133,9 @@ impl SqliteConfig {
 ///
 /// Dropping every clone lets the writer finish what is queued and close the file;
 /// [`SqliteStore::close`] does the same and waits for it.
+///
+/// One store per file: the writer expects to be the only one. Another process writing the
+/// same file makes commits wait up to [`SqliteConfig::busy_timeout`] and then fail.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -130,6 +149,7 @@ struct Inner {
     counts: Arc<Counts>,
     clock: Arc<dyn Clock>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -160,7 +180,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         config.validate()?;
         let cfg = config.clone();
-        let (conn, initial) = tokio::task::spawn_blocking(move || open_writer(&cfg))
+        let (conn, initial, next_rid) = tokio::task::spawn_blocking(move || open_writer(&cfg))
             .await
             .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
 
@@ -169,6 +189,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             ids: IdGenerator::new(rng),
+            next_rid,
             clock: Arc::clone(&clock),
             config: config.clone(),
             counts: Arc::clone(&counts),
@@ -176,6 +197,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("smppd-store-writer".into())
             .spawn(move || writer.run(rx))?;
+        let checkpointer = Checkpointer::start(&config.path, config.synchronous.pragma())?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 tx,
@@ -185,6 +207,7 @@ impl SqliteStore {
                 counts,
                 clock,
                 writer: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -205,10 +228,21 @@ impl SqliteStore {
         // If the writer is gone already the send fails; joining is still right.
         let _ = self.inner.tx.send(Msg::Shutdown).await;
         self.inner.gate.close();
-        tokio::task::spawn_blocking(move || handle.join())
-            .await
-            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
-            .map_err(|_| StoreError::Io(Arc::new(std::io::Error::other("writer panicked"))))
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        tokio::task::spawn_blocking(move || {
+            if let Some(c) = checkpointer {
+                c.stop();
+            }
+            handle.join()
+        })
+        .await
+        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+        .map_err(|_| StoreError::Io(Arc::new(std::io::Error::other("writer panicked"))))
     }
 
     /// Queues a write and waits for its commit. `wait` chooses between waiting for room in
@@ -284,8 +318,9 @@ fn check_batch(what: &'static str, len: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens the write connection, sets it up and migrates; returns it with the state counts.
-fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreError> {
+/// Opens the write connection, sets it up and migrates; returns it with the state counts and
+/// the next row number.
+fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10], i64), StoreError> {
     if let Some(dir) = config.path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -297,7 +332,7 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreEr
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(config.busy_timeout)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Invalid {
@@ -305,22 +340,24 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10]), StoreEr
             problem: format!("the file system refused WAL mode (got {mode})"),
         });
     }
-    let synchronous = match config.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
+    let synchronous = config.synchronous.pragma();
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -65536;
-         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT};
          PRAGMA journal_size_limit = 67108864;"
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
     let counts = read::count_states(&conn)?;
-    Ok((conn, counts))
+    let next_rid: i64 = conn.query_row(
+        "SELECT coalesce(max(rid), 0) + 1 FROM messages",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok((conn, counts, next_rid))
 }
 
 impl Store for SqliteStore {

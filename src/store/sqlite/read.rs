@@ -98,18 +98,18 @@ fn check_limit(limit: usize) -> Result<usize, StoreError> {
 pub(super) fn get(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
     snapshot(conn, |conn| {
         let bytes = id.to_bytes();
+        // The row number is the id's sequence; the whole id is checked on the row.
+        let rid = i64::try_from(id.sequence()).unwrap_or(-1);
         let found = conn
             .prepare_cached(&format!(
-                "SELECT rid, {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"
             ))?
-            .query_row([&bytes[..]], |row| {
-                Ok((row.get::<_, i64>(0)?, rows::message(row, 1)))
-            })
+            .query_row(params![rid, &bytes[..]], |row| Ok(rows::message(row, 0)))
             .optional()?;
-        let Some((rid, message)) = found else {
-            return Ok(None);
-        };
-        detail(conn, rid, message?).map(Some)
+        match found {
+            Some(message) => detail(conn, rid, message?).map(Some),
+            None => Ok(None),
+        }
     })
 }
 
@@ -135,7 +135,7 @@ fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail
     let mut receipts = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT id, carrier, carrier_id, id_key, stat, err, raw, received_at, part \
-         FROM receipts WHERE msg = ?1 ORDER BY id",
+         FROM receipts WHERE rid = ?1 ORDER BY id",
     )?;
     let mut q = stmt.query([rid])?;
     while let Some(row) = q.next()? {
@@ -174,10 +174,13 @@ pub(super) fn list(conn: &Connection, q: &ListQuery) -> Result<Page, StoreError>
         Some(t) => MessageId::lower_bound(t).to_bytes().to_vec(),
         None => Vec::new(),
     };
-    let (filter, index) = match (&q.state, &q.to) {
+    use MessageState as S;
+    let (filter, index) = match (q.state, &q.to) {
         (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_to"),
-        (Some(_), None) => ("state = ?3", "messages_state"),
-        (None, None) => ("1", "messages_id"),
+        (Some(S::Submitting), None) => ("state = 1 AND ?3 = 1", "messages_inflight"),
+        (Some(s), None) if s.is_final() => ("state >= 4 AND state = ?3", "messages_final"),
+        (Some(_), None) => ("state = ?3", "messages_id"),
+        (None, None) => ("?3 IS NULL", "messages_id"),
     };
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY {index} \
@@ -228,7 +231,7 @@ pub(super) fn recover(conn: &Connection) -> Result<Recovery, StoreError> {
         let mut in_doubt = Vec::new();
         {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_state \
+                "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_inflight \
                  WHERE state = 1 ORDER BY id"
             ))?;
             let mut q = stmt.query([])?;
@@ -316,11 +319,10 @@ pub(super) fn list_mo(
     Ok(out)
 }
 
-/// Counts per state, for the writer's starting point.
+/// Counts per state, for the writer's starting point (one scan of the table at open).
 pub(super) fn count_states(conn: &Connection) -> Result<[i64; 10], StoreError> {
     let mut counts = [0i64; 10];
-    let mut stmt = conn
-        .prepare("SELECT state, count(*) FROM messages INDEXED BY messages_state GROUP BY state")?;
+    let mut stmt = conn.prepare("SELECT state, count(*) FROM messages GROUP BY state")?;
     let mut q = stmt.query([])?;
     while let Some(row) = q.next()? {
         let state = rows::state(row.get(0)?)?;

@@ -7,12 +7,17 @@
 //! is shared by everyone who arrived during the previous one.
 //!
 //! If a task fails (an SQL error, not a refused transition: those are answers), the batch is
-//! rolled back and every task is run again alone, so one bad task cannot fail its
-//! neighbours; a failure that is not the task's (a full disk) then fails each of them.
+//! rolled back. An error no task caused (a full disk, a lock held by another process, I/O)
+//! fails every task of the batch at once; any other error has each task run again alone, so
+//! one bad task cannot fail its neighbours.
+//!
+//! Because an error always rolls back the whole transaction, no statement needs to undo
+//! itself alone: writes say `OR FAIL`, which spares SQLite the statement journal (a copy of
+//! every page a statement touches that the transaction had already changed).
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::SqliteConfig;
@@ -21,7 +26,7 @@ use super::shared::Counts;
 use crate::sms::ReceiptStat;
 use crate::store::{
     AcceptOutcome, AfterAttempt, Clock, IdGenerator, Message, MessageId, MessageState, NewMessage,
-    NewMo, NewReceipt, PartReceiptState, PartState, PruneReport, Reason, ReceiptMatch,
+    NewMo, NewReceipt, PartReceiptState, PartState, Priority, PruneReport, Reason, ReceiptMatch,
     ReceiptOutcome, StoreError, Suppression, SuppressionSource, Timestamp, Update, UpdateOutcome,
 };
 
@@ -108,6 +113,8 @@ pub(super) struct Ctx<'a> {
     conn: &'a Connection,
     now: Timestamp,
     ids: &'a mut IdGenerator,
+    /// The row number the next message gets (also its id's sequence number).
+    next_rid: &'a mut i64,
     /// Per-state changes made by this transaction, applied to the shared counts on commit.
     deltas: [i64; 10],
     config: &'a SqliteConfig,
@@ -128,6 +135,7 @@ impl Ctx<'_> {
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) ids: IdGenerator,
+    pub(super) next_rid: i64,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
@@ -176,7 +184,7 @@ impl Writer {
                     task.succeed();
                 }
             }
-            Err(error) if batch.len() == 1 => {
+            Err(error) if batch.len() == 1 || is_systemic(&error) => {
                 for task in batch.drain(..) {
                     task.fail(error.clone());
                 }
@@ -195,6 +203,7 @@ impl Writer {
             conn: &self.conn,
             now: self.clock.now(),
             ids: &mut self.ids,
+            next_rid: &mut self.next_rid,
             deltas: [0; 10],
             config: &self.config,
         };
@@ -217,55 +226,106 @@ impl Writer {
     }
 }
 
+/// Errors that no task caused (the disk, the lock, the file): running each task alone would
+/// only repeat them, each after its own wait.
+fn is_systemic(error: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match error {
+        StoreError::Database(e) => matches!(
+            e.sqlite_error_code(),
+            Some(
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::DatabaseCorrupt
+                    | C::ReadOnly
+                    | C::CannotOpen
+                    | C::NotADatabase
+                    | C::OutOfMemory
+                    | C::DiskFull
+            )
+        ),
+        StoreError::DiskFull | StoreError::Io(_) | StoreError::Closed => true,
+        _ => false,
+    }
+}
+
 // ---- accept ---------------------------------------------------------------------------------
 
-const FIND_KEY: &str = "SELECT msg_id, created_at FROM idempotency WHERE key = ?1";
-const PUT_KEY: &str = "INSERT INTO idempotency (key, msg_id, created_at) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, created_at = excluded.created_at";
 const FIND_SUPPRESSION: &str =
     "SELECT number, reason, source, created_at FROM suppressions WHERE number = ?1";
-const INSERT_MESSAGE: &str = "INSERT INTO messages (id, state, priority, next_at, created_at, \
-     updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, callback, \
-     tags, body) VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+/// Takes an idempotency key for a new message, unless it maps to one younger than the window
+/// (then nothing changes and the statement reports no row).
+const CLAIM_KEY: &str = "INSERT OR FAIL INTO idempotency (key, msg_id, created_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, created_at = excluded.created_at \
+     WHERE idempotency.created_at < ?4";
+const FIND_FRESH_KEY: &str = "SELECT msg_id FROM idempotency WHERE key = ?1 AND created_at >= ?2";
+const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority, next_at, \
+     created_at, updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, \
+     callback, tags, body, rid) \
+     VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 pub(super) fn accept(
     cx: &mut Ctx<'_>,
     batch: &Vec<NewMessage>,
 ) -> Result<Vec<AcceptOutcome>, StoreError> {
-    let window_start = cx.now.saturating_sub(cx.config.idempotency_window);
+    let conn = cx.conn;
+    let now = cx.now.as_millis();
+    let window_start = cx
+        .now
+        .saturating_sub(cx.config.idempotency_window)
+        .as_millis();
+    let mut find_suppression = conn.prepare_cached(FIND_SUPPRESSION)?;
+    let mut claim_key = conn.prepare_cached(CLAIM_KEY)?;
+    let mut find_key = conn.prepare_cached(FIND_FRESH_KEY)?;
+    let mut insert = conn.prepare_cached(INSERT_MESSAGE)?;
+    let mut fresh_key = |key: &str| -> Result<Option<MessageId>, StoreError> {
+        let id = find_key
+            .query_row(params![key, window_start], |row| row.get::<_, Vec<u8>>(0))
+            .optional()?;
+        id.map(|id| rows::message_id(&id)).transpose()
+    };
+
     let mut out = Vec::with_capacity(batch.len());
     for m in batch {
-        if let Some(key) = &m.idempotency_key {
-            let found = cx
-                .conn
-                .prepare_cached(FIND_KEY)?
-                .query_row([key], |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-                })
-                .optional()?;
-            if let Some((id, created)) = found
-                && created >= window_start.as_millis()
-            {
-                out.push(AcceptOutcome::Duplicate(rows::message_id(&id)?));
-                continue;
-            }
-        }
-        let suppressed = cx
-            .conn
-            .prepare_cached(FIND_SUPPRESSION)?
+        let suppressed = find_suppression
             .query_row([&m.to], |row| Ok(rows::suppression(row)))
             .optional()?;
         if let Some(s) = suppressed {
-            out.push(AcceptOutcome::Suppressed(s?));
+            // A repeat of a request accepted before the suppression still gets its message.
+            let original = match &m.idempotency_key {
+                Some(key) => fresh_key(key)?,
+                None => None,
+            };
+            out.push(match original {
+                Some(id) => AcceptOutcome::Duplicate(id),
+                None => AcceptOutcome::Suppressed(s?),
+            });
             continue;
         }
-        let id = cx.ids.next_id(cx.now);
+        // Row numbers only grow; one spent on a duplicate below just leaves a gap.
+        let rid = *cx.next_rid;
+        *cx.next_rid += 1;
+        let id = cx.ids.next_id(cx.now, rid as u64);
         let bytes = id.to_bytes();
-        cx.conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+        if let Some(key) = &m.idempotency_key {
+            let taken = claim_key.execute(params![key, &bytes[..], now, window_start])?;
+            if taken == 0 {
+                // The key is fresh: the original stands (the id drawn above goes unused).
+                match fresh_key(key)? {
+                    Some(original) => {
+                        out.push(AcceptOutcome::Duplicate(original));
+                        continue;
+                    }
+                    None => return Err(rows::corrupt("idempotency key vanished")),
+                }
+            }
+        }
+        insert.execute(params![
             &bytes[..],
             m.priority.get(),
-            m.not_before.unwrap_or(cx.now).as_millis(),
-            cx.now.as_millis(),
+            m.not_before.map_or(now, Timestamp::as_millis),
+            now,
             m.expires_at.as_millis(),
             m.parts,
             rows::encoding_code(m.encoding),
@@ -276,14 +336,8 @@ pub(super) fn accept(
             m.callback_url,
             m.tags,
             m.body,
+            rid,
         ])?;
-        if let Some(key) = &m.idempotency_key {
-            cx.conn.prepare_cached(PUT_KEY)?.execute(params![
-                key,
-                &bytes[..],
-                cx.now.as_millis()
-            ])?;
-        }
         cx.moved(None, Some(MessageState::Accepted));
         out.push(AcceptOutcome::Inserted(id));
     }
@@ -293,155 +347,219 @@ pub(super) fn accept(
 // ---- claim ----------------------------------------------------------------------------------
 
 fn claim_sql() -> String {
-    // One seek per priority on (priority, next_at): messages scheduled for later never have
-    // to be stepped over.
+    // One seek per priority on (priority, next_at), so messages scheduled for later are never
+    // stepped over; the select and the move to submitting are one statement.
     format!(
-        "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_ready \
-         WHERE state IN (0, 3) AND priority = ?1 AND next_at <= ?2 ORDER BY next_at, rid LIMIT ?3"
+        "UPDATE OR FAIL messages SET prev_state = state, state = 1, updated_at = ?1 \
+         WHERE rid IN (SELECT rid FROM messages INDEXED BY messages_ready \
+             WHERE state IN (0, 3) AND priority = ?2 AND next_at <= ?1 \
+             ORDER BY next_at, rid LIMIT ?3) \
+         RETURNING rid, prev_state, {MESSAGE_COLUMNS}"
     )
 }
-const MARK_SUBMITTING: &str = "UPDATE messages SET state = 1, updated_at = ?2 WHERE rid = ?1";
 
 pub(super) fn claim(cx: &mut Ctx<'_>, limit: &usize) -> Result<Vec<Message>, StoreError> {
-    let mut claimed: Vec<(i64, Message)> = Vec::new();
-    {
-        let mut select = cx.conn.prepare_cached(&claim_sql())?;
-        for priority in (0..=crate::store::Priority::MAX.get()).rev() {
-            let room = limit.saturating_sub(claimed.len());
-            if room == 0 {
-                break;
-            }
-            let mut rows = select.query(params![priority, cx.now.as_millis(), room as i64])?;
-            while let Some(row) = rows.next()? {
-                claimed.push((row.get(0)?, rows::message(row, 1)?));
-            }
+    let mut out: Vec<Message> = Vec::with_capacity(*limit);
+    let mut stmt = cx.conn.prepare_cached(&claim_sql())?;
+    for priority in (0..=Priority::MAX.get()).rev() {
+        let room = limit.saturating_sub(out.len());
+        if room == 0 {
+            break;
         }
-    }
-    let mut mark = cx.conn.prepare_cached(MARK_SUBMITTING)?;
-    let mut out = Vec::with_capacity(claimed.len());
-    for (rid, mut message) in claimed {
-        mark.execute(params![rid, cx.now.as_millis()])?;
-        cx.moved(Some(message.state), Some(MessageState::Submitting));
-        message.state = MessageState::Submitting;
-        message.updated_at = cx.now;
-        out.push(message);
+        // RETURNING gives rows in no set order: put this priority's back in claim order.
+        let mut level: Vec<(i64, i64, Message)> = Vec::new();
+        let mut q = stmt.query(params![cx.now.as_millis(), priority, room as i64])?;
+        while let Some(row) = q.next()? {
+            let message = rows::message(row, 2)?;
+            let next_at = message.next_attempt_at.map_or(0, Timestamp::as_millis);
+            cx.moved(Some(rows::state(row.get(1)?)?), Some(message.state));
+            level.push((next_at, row.get(0)?, message));
+        }
+        level.sort_by_key(|(next_at, rid, _)| (*next_at, *rid));
+        out.extend(level.into_iter().map(|(_, _, m)| m));
     }
     Ok(out)
 }
 
 // ---- updates --------------------------------------------------------------------------------
 
-const FIND_MESSAGE: &str = "SELECT rid, state, attempts FROM messages WHERE id = ?1";
-const SET_STATE: &str = "UPDATE messages SET state = ?2, next_at = ?3, reason_code = ?4, \
-     reason_text = ?5, attempts = attempts + ?6, updated_at = ?7 WHERE rid = ?1";
-const SET_STATE_KEEP_REASON: &str =
-    "UPDATE messages SET state = ?2, next_at = ?3, updated_at = ?4 WHERE rid = ?1";
-const COUNT_IN_DOUBT: &str =
-    "UPDATE messages SET in_doubt = in_doubt + 1, updated_at = ?2 WHERE rid = ?1";
-const INSERT_ATTEMPT: &str = "INSERT INTO attempts (rid, n, carrier, bind, parts, status, \
-     outcome, detail, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-const UPSERT_PART: &str = "INSERT INTO parts (rid, idx, state, carrier, bind, carrier_id, \
-     id_key, status, submitted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-     ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, carrier = excluded.carrier, \
-     bind = excluded.bind, carrier_id = excluded.carrier_id, id_key = excluded.id_key, \
-     status = excluded.status, receipt_stat = NULL, receipt_err = NULL, \
-     submitted_at = excluded.submitted_at, receipt_at = NULL, updated_at = excluded.updated_at";
+/// The row of message id ?2, which lives at row ?1 if it exists at all.
+const FIND_MESSAGE: &str = "SELECT state, attempts FROM messages WHERE rid = ?1 AND id = ?2";
+/// Moves a message whose state is in the bit mask ?9 to ?2, setting the reason when ?4.
+const TRANSITION: &str = "UPDATE OR FAIL messages SET prev_state = state, state = ?2, next_at = ?3, \
+     reason_code = CASE WHEN ?4 THEN ?5 ELSE reason_code END, \
+     reason_text = CASE WHEN ?4 THEN ?6 ELSE reason_text END, \
+     attempts = attempts + ?7, updated_at = ?8 \
+     WHERE rid = ?1 AND id = ?10 AND (?9 >> state) & 1";
+/// What a transition changed. (Read back rather than with RETURNING, which would build a
+/// temporary table for every statement.)
+const AFTER_TRANSITION: &str = "SELECT prev_state FROM messages WHERE rid = ?1";
+const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 1, \
+     updated_at = ?2 WHERE rid = ?1 AND id = ?3 AND state < 4";
+/// Records an attempt, numbered by the message's attempt count (which the transition that
+/// ended it has just raised).
+const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, parts, \
+     status, outcome, detail, started_at, ended_at) \
+     SELECT ?1, attempts, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM messages WHERE rid = ?1";
+/// Records a part of a message that exists and is not final.
+const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
+     carrier_id, id_key, status, submitted_at, updated_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     WHERE EXISTS (SELECT 1 FROM messages WHERE rid = ?1 AND id = ?11 AND state < 4) \
+     ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, \
+     carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
+     id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
+     receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
+     updated_at = excluded.updated_at";
 const FIND_UNMATCHED: &str = "SELECT id, stat, err FROM receipts \
-     WHERE carrier = ?1 AND id_key = ?2 AND msg IS NULL ORDER BY id";
-const LINK_RECEIPT: &str = "UPDATE receipts SET msg = ?2, part = ?3 WHERE id = ?1";
+     WHERE carrier = ?1 AND id_key = ?2 AND rid IS NULL ORDER BY id";
+const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET rid = ?2, part = ?3 WHERE id = ?1";
 
-/// The row of a message an update names.
-struct Target {
-    rid: i64,
-    state: MessageState,
-    attempts: i64,
+/// A set of states, as the bit mask [`TRANSITION`] tests.
+fn mask(states: &[MessageState]) -> i64 {
+    states.iter().fold(0, |m, s| m | 1 << s.code())
 }
 
-fn find(cx: &Ctx<'_>, id: MessageId) -> Result<Option<Target>, StoreError> {
-    let bytes = id.to_bytes();
-    let found = cx
-        .conn
-        .prepare_cached(FIND_MESSAGE)?
-        .query_row([&bytes[..]], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })
-        .optional()?;
-    found
-        .map(|(rid, state, attempts)| {
-            Ok(Target {
-                rid,
-                state: rows::state(state)?,
-                attempts,
-            })
-        })
-        .transpose()
+const NOT_FINAL: &[MessageState] = &[
+    MessageState::Accepted,
+    MessageState::Submitting,
+    MessageState::Submitted,
+    MessageState::Retrying,
+];
+
+/// The statements updates use, prepared once per call.
+struct UpdateStatements<'c> {
+    find: CachedStatement<'c>,
+    transition: CachedStatement<'c>,
+    after: CachedStatement<'c>,
+    in_doubt: CachedStatement<'c>,
+    attempt: CachedStatement<'c>,
+    part: CachedStatement<'c>,
+    unmatched: CachedStatement<'c>,
 }
 
-/// Moves a message to `to`, setting (or, with `None`, keeping) its reason.
-fn set_state(
-    cx: &mut Ctx<'_>,
-    t: &Target,
+/// A transition to make, if the message's state is one of `from`.
+struct Transition<'r> {
+    from: &'r [MessageState],
     to: MessageState,
     next_at: Option<Timestamp>,
-    reason: Option<&Reason>,
+    /// `None` keeps the current reason.
+    reason: Option<&'r Reason>,
     add_attempt: bool,
-) -> Result<(), StoreError> {
-    let next_at = next_at.map(Timestamp::as_millis);
-    match reason {
-        Some(r) => cx.conn.prepare_cached(SET_STATE)?.execute(params![
-            t.rid,
-            to.code(),
-            next_at,
-            r.code,
-            r.text,
-            i64::from(add_attempt),
+}
+
+/// Where a message lives: its row number, and the whole id to check there.
+#[derive(Clone, Copy)]
+struct Row {
+    rid: i64,
+    id: [u8; 16],
+}
+
+impl Row {
+    fn of(id: MessageId) -> Row {
+        Row {
+            // An id whose sequence is not a row number (above i64::MAX) finds no row.
+            rid: i64::try_from(id.sequence()).unwrap_or(-1),
+            id: id.to_bytes(),
+        }
+    }
+}
+
+impl UpdateStatements<'_> {
+    /// Why an update matched no row: the message is missing, or its state forbids it.
+    fn refused(&mut self, at: Row) -> Result<UpdateOutcome, StoreError> {
+        let state = self
+            .find
+            .query_row(params![at.rid, &at.id[..]], |row| row.get::<_, i64>(0))
+            .optional()?;
+        Ok(match state {
+            None => UpdateOutcome::NotFound,
+            Some(code) => UpdateOutcome::NotAllowed {
+                state: rows::state(code)?,
+            },
+        })
+    }
+
+    /// Makes `t`; `false` if the state did not allow it.
+    fn transition(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        at: Row,
+        t: Transition<'_>,
+    ) -> Result<bool, StoreError> {
+        let (set_reason, code, text) = match t.reason {
+            Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
+            None => (false, None, None),
+        };
+        let changed = self.transition.execute(params![
+            at.rid,
+            t.to.code(),
+            t.next_at.map(Timestamp::as_millis),
+            set_reason,
+            code,
+            text,
+            i64::from(t.add_attempt),
             cx.now.as_millis(),
-        ])?,
-        None => cx
-            .conn
-            .prepare_cached(SET_STATE_KEEP_REASON)?
-            .execute(params![t.rid, to.code(), next_at, cx.now.as_millis()])?,
-    };
-    cx.moved(Some(t.state), Some(to));
-    Ok(())
+            mask(t.from),
+            &at.id[..],
+        ])?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        // From a single state the old state is known; otherwise read what the UPDATE kept.
+        let prev = match t.from {
+            [only] => *only,
+            _ => rows::state(self.after.query_row([at.rid], |row| row.get::<_, i64>(0))?)?,
+        };
+        cx.moved(Some(prev), Some(t.to));
+        Ok(true)
+    }
 }
 
 pub(super) fn apply(
     cx: &mut Ctx<'_>,
     updates: &Vec<Update>,
 ) -> Result<Vec<UpdateOutcome>, StoreError> {
+    let conn = cx.conn;
+    let mut st = UpdateStatements {
+        find: conn.prepare_cached(FIND_MESSAGE)?,
+        transition: conn.prepare_cached(TRANSITION)?,
+        after: conn.prepare_cached(AFTER_TRANSITION)?,
+        in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
+        attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
+        part: conn.prepare_cached(UPSERT_PART)?,
+        unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
+    };
     let mut out = Vec::with_capacity(updates.len());
     for update in updates {
-        let Some(t) = find(cx, update.id())? else {
-            out.push(UpdateOutcome::NotFound);
-            continue;
-        };
-        out.push(apply_one(cx, &t, update)?);
+        out.push(apply_one(cx, &mut st, update)?);
     }
     Ok(out)
 }
 
-fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutcome, StoreError> {
+fn apply_one(
+    cx: &mut Ctx<'_>,
+    st: &mut UpdateStatements<'_>,
+    update: &Update,
+) -> Result<UpdateOutcome, StoreError> {
     use MessageState as S;
-    let not_allowed = Ok(UpdateOutcome::NotAllowed { state: t.state });
+    let at = Row::of(update.id());
+    let now = cx.now;
+    let applied = |done: bool, st: &mut UpdateStatements<'_>| match done {
+        true => Ok(UpdateOutcome::Applied),
+        false => st.refused(at),
+    };
     match update {
         Update::PartSubmitted {
+            id,
             part,
             carrier,
             bind,
             carrier_message_id,
             key,
-            ..
         } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            cx.conn.prepare_cached(UPSERT_PART)?.execute(params![
-                t.rid,
+            let written = st.part.execute(params![
+                at.rid,
                 part,
                 PartState::Submitted.code(),
                 carrier,
@@ -449,34 +567,40 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 carrier_message_id,
                 key.as_str(),
                 0,
-                cx.now.as_millis(),
-                cx.now.as_millis(),
+                now.as_millis(),
+                now.as_millis(),
+                &at.id[..],
             ])?;
+            if written == 0 {
+                return st.refused(at);
+            }
             // A receipt that beat its submit_sm_resp here is waiting unmatched.
-            let waiting: Vec<(i64, Option<String>, Option<String>)> = {
-                let mut stmt = cx.conn.prepare_cached(FIND_UNMATCHED)?;
-                let rows = stmt.query_map(params![carrier, key.as_str()], |row| {
+            let waiting: Vec<(i64, Option<String>, Option<String>)> = st
+                .unmatched
+                .query_map(params![carrier, key.as_str()], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-                rows.collect::<Result<_, _>>()?
+                })?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = waiting.last().map(|w| w.0) else {
+                return Ok(UpdateOutcome::Applied);
             };
-            let mut matched = None;
-            let mut part_state = PartState::Submitted;
+            let mut state = PartState::Submitted;
             for (receipt_id, stat, err) in waiting {
                 cx.conn
                     .prepare_cached(LINK_RECEIPT)?
-                    .execute(params![receipt_id, t.rid, part])?;
+                    .execute(params![receipt_id, at.rid, part])?;
                 let stat = rows::receipt_stat(stat);
-                part_state =
-                    record_receipt_on_part(cx, t.rid, *part, part_state, stat.as_ref(), &err)?;
-                matched = Some(receipt_id);
+                state = record_receipt_on_part(cx, at.rid, *part, state, stat.as_ref(), &err)?
+                    .unwrap_or(state);
             }
-            match matched {
-                Some(receipt_id) => Ok(UpdateOutcome::ReceiptMatched(receipt_match(
-                    cx, receipt_id, t.rid, *part,
-                )?)),
-                None => Ok(UpdateOutcome::Applied),
-            }
+            Ok(UpdateOutcome::ReceiptMatched(receipt_match(
+                cx,
+                last,
+                at.rid,
+                Some(*id),
+                *part,
+                None,
+            )?))
         }
         Update::PartRejected {
             part,
@@ -485,11 +609,8 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
             status,
             ..
         } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            cx.conn.prepare_cached(UPSERT_PART)?.execute(params![
-                t.rid,
+            let written = st.part.execute(params![
+                at.rid,
                 part,
                 PartState::Rejected.code(),
                 carrier,
@@ -498,17 +619,35 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 None::<&str>,
                 status.0,
                 None::<i64>,
-                cx.now.as_millis(),
+                now.as_millis(),
+                &at.id[..],
             ])?;
+            if written == 0 {
+                return st.refused(at);
+            }
             Ok(UpdateOutcome::Applied)
         }
         Update::AttemptFinished { attempt, next, .. } => {
-            if t.state != S::Submitting {
-                return not_allowed;
+            let (to, next_at, reason) = match next {
+                // The last reason (of a retry) stays for the record.
+                AfterAttempt::Submitted { receipt_deadline } => {
+                    (S::Submitted, Some(*receipt_deadline), None)
+                }
+                AfterAttempt::Retry { at, reason } => (S::Retrying, Some(*at), Some(reason)),
+                AfterAttempt::Final { state, reason } => ((*state).into(), None, Some(reason)),
+            };
+            let t = Transition {
+                from: &[S::Submitting],
+                to,
+                next_at,
+                reason,
+                add_attempt: true,
+            };
+            if !st.transition(cx, at, t)? {
+                return st.refused(at);
             }
-            cx.conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
-                t.rid,
-                t.attempts + 1,
+            let recorded = st.attempt.execute(params![
+                at.rid,
                 attempt.carrier,
                 attempt.bind,
                 attempt.parts,
@@ -518,106 +657,105 @@ fn apply_one(cx: &mut Ctx<'_>, t: &Target, update: &Update) -> Result<UpdateOutc
                 attempt.started_at.as_millis(),
                 attempt.ended_at.as_millis(),
             ])?;
-            match next {
-                AfterAttempt::Submitted { receipt_deadline } => {
-                    // The last reason (of a retry) stays for the record.
-                    set_state_with_attempt(cx, t, S::Submitted, Some(*receipt_deadline), None)?;
-                }
-                AfterAttempt::Retry { at, reason } => {
-                    set_state_with_attempt(cx, t, S::Retrying, Some(*at), Some(reason))?;
-                }
-                AfterAttempt::Final { state, reason } => {
-                    set_state_with_attempt(cx, t, (*state).into(), None, Some(reason))?;
-                }
+            if recorded != 1 {
+                return Err(rows::corrupt("the message vanished inside its transaction"));
             }
             Ok(UpdateOutcome::Applied)
         }
-        Update::ScheduleRetry { at, reason, .. } => {
-            if !matches!(t.state, S::Submitting | S::Submitted | S::Retrying) {
-                return not_allowed;
-            }
-            set_state(cx, t, S::Retrying, Some(*at), Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
+        Update::ScheduleRetry {
+            at: when, reason, ..
+        } => {
+            let t = Transition {
+                from: &[S::Submitting, S::Submitted, S::Retrying],
+                to: S::Retrying,
+                next_at: Some(*when),
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, at, t)?;
+            applied(done, st)
         }
-        Update::Release { at, .. } => {
-            if t.state != S::Submitting {
-                return not_allowed;
-            }
-            let to = if t.attempts == 0 {
+        Update::Release { at: when, .. } => {
+            let found = st
+                .find
+                .query_row(params![at.rid, &at.id[..]], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            let Some((state, attempts)) = found else {
+                return Ok(UpdateOutcome::NotFound);
+            };
+            let to = if attempts == 0 {
                 S::Accepted
             } else {
                 S::Retrying
             };
-            set_state(cx, t, to, Some(*at), None, false)?;
-            Ok(UpdateOutcome::Applied)
+            let t = Transition {
+                from: &[S::Submitting],
+                to,
+                next_at: Some(*when),
+                reason: None,
+                add_attempt: false,
+            };
+            if st.transition(cx, at, t)? {
+                Ok(UpdateOutcome::Applied)
+            } else {
+                Ok(UpdateOutcome::NotAllowed {
+                    state: rows::state(state)?,
+                })
+            }
         }
         Update::Finish { state, reason, .. } => {
-            if t.state.is_final() {
-                return not_allowed;
-            }
-            set_state(cx, t, (*state).into(), None, Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
+            let t = Transition {
+                from: NOT_FINAL,
+                to: (*state).into(),
+                next_at: None,
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, at, t)?;
+            applied(done, st)
         }
         Update::InDoubtResubmit { .. } => {
-            if t.state.is_final() {
-                return not_allowed;
+            if st
+                .in_doubt
+                .execute(params![at.rid, now.as_millis(), &at.id[..]])?
+                == 0
+            {
+                return st.refused(at);
             }
-            cx.conn
-                .prepare_cached(COUNT_IN_DOUBT)?
-                .execute(params![t.rid, cx.now.as_millis()])?;
             Ok(UpdateOutcome::Applied)
         }
         Update::Cancel { reason, .. } => {
-            if !t.state.is_ready() {
-                return not_allowed;
-            }
-            set_state(cx, t, S::Cancelled, None, Some(reason), false)?;
-            Ok(UpdateOutcome::Applied)
-        }
-    }
-}
-
-/// [`set_state`] for the end of an attempt: the attempt count goes up in the same statement.
-fn set_state_with_attempt(
-    cx: &mut Ctx<'_>,
-    t: &Target,
-    to: MessageState,
-    next_at: Option<Timestamp>,
-    reason: Option<&Reason>,
-) -> Result<(), StoreError> {
-    const KEEP_REASON_ADD_ATTEMPT: &str = "UPDATE messages SET state = ?2, next_at = ?3, \
-         attempts = attempts + 1, updated_at = ?4 WHERE rid = ?1";
-    match reason {
-        Some(_) => set_state(cx, t, to, next_at, reason, true),
-        None => {
-            cx.conn
-                .prepare_cached(KEEP_REASON_ADD_ATTEMPT)?
-                .execute(params![
-                    t.rid,
-                    to.code(),
-                    next_at.map(Timestamp::as_millis),
-                    cx.now.as_millis()
-                ])?;
-            cx.moved(Some(t.state), Some(to));
-            Ok(())
+            let t = Transition {
+                from: &[S::Accepted, S::Retrying],
+                to: S::Cancelled,
+                next_at: None,
+                reason: Some(reason),
+                add_attempt: false,
+            };
+            let done = st.transition(cx, at, t)?;
+            applied(done, st)
         }
     }
 }
 
 // ---- receipts -------------------------------------------------------------------------------
 
-const FIND_PART: &str = "SELECT rid, idx, state FROM parts \
-     WHERE carrier = ?1 AND id_key = ?2 ORDER BY rid DESC LIMIT 1";
-const INSERT_RECEIPT: &str = "INSERT INTO receipts (msg, part, carrier, carrier_id, id_key, \
-     stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-const PART_RECEIPT: &str = "UPDATE parts SET state = ?3, receipt_stat = ?4, receipt_err = ?5, \
-     receipt_at = ?6, updated_at = ?6 WHERE rid = ?1 AND idx = ?2";
+/// The part a receipt belongs to: the newest message's part with this (carrier, key).
+const FIND_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
+     FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.rid = p.rid \
+     WHERE p.carrier = ?1 AND p.id_key = ?2 ORDER BY p.rid DESC LIMIT 1";
+const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (rid, part, carrier, carrier_id, \
+     id_key, stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, \
+     receipt_err = ?5, receipt_at = ?6, updated_at = ?6 WHERE rid = ?1 AND idx = ?2";
 const MESSAGE_FOR_ROLLUP: &str = "SELECT id, state, parts FROM messages WHERE rid = ?1";
 const PARTS_FOR_ROLLUP: &str =
     "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE rid = ?1 ORDER BY idx";
 
-/// Writes a receipt's stat onto a part and returns the part's new state. A final state is
-/// never overwritten by an intermediate receipt that arrives late.
+/// Writes a receipt's stat onto a part; returns what the part now holds, or `None` if it
+/// was left as it was (no stat, or a late intermediate receipt after a final one).
 fn record_receipt_on_part(
     cx: &mut Ctx<'_>,
     rid: i64,
@@ -625,13 +763,13 @@ fn record_receipt_on_part(
     current: PartState,
     stat: Option<&ReceiptStat>,
     err: &Option<String>,
-) -> Result<PartState, StoreError> {
+) -> Result<Option<PartState>, StoreError> {
     let Some(stat) = stat else {
-        return Ok(current);
+        return Ok(None);
     };
     let next = match PartState::after_receipt(stat) {
         Some(state) => state,
-        None if current.has_final_receipt() => return Ok(current),
+        None if current.has_final_receipt() => return Ok(None),
         None => current,
     };
     cx.conn.prepare_cached(PART_RECEIPT)?.execute(params![
@@ -642,30 +780,61 @@ fn record_receipt_on_part(
         err,
         cx.now.as_millis(),
     ])?;
-    Ok(next)
+    Ok(Some(next))
 }
 
-/// The roll-up view of a message after one of its parts got a receipt.
+/// What is known about the message a receipt matched, when the caller already has it.
+struct Known {
+    state: MessageState,
+    parts_total: u16,
+    /// The matched part as just written.
+    part: PartReceiptState,
+}
+
+/// The roll-up view of a message after one of its parts got a receipt. A one-part message
+/// whose part was just written needs no reads.
 fn receipt_match(
     cx: &Ctx<'_>,
     receipt_id: i64,
     rid: i64,
+    id: Option<MessageId>,
     part: u16,
+    known: Option<Known>,
 ) -> Result<ReceiptMatch, StoreError> {
-    let (id, state, parts_total) =
-        cx.conn
-            .prepare_cached(MESSAGE_FOR_ROLLUP)?
-            .query_row([rid], |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?;
+    let (message_id, message_state, parts_total) = match (id, known) {
+        (Some(message_id), Some(k)) if k.parts_total <= 1 => {
+            return Ok(ReceiptMatch {
+                receipt_id,
+                message_id,
+                part,
+                message_state: k.state,
+                parts_total: k.parts_total,
+                parts: vec![k.part],
+            });
+        }
+        (Some(message_id), Some(k)) => (message_id, k.state, k.parts_total),
+        _ => {
+            let (id, state, parts) =
+                cx.conn
+                    .prepare_cached(MESSAGE_FOR_ROLLUP)?
+                    .query_row([rid], |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })?;
+            (
+                rows::message_id(&id)?,
+                rows::state(state)?,
+                rows::u16_of(parts, "parts")?,
+            )
+        }
+    };
     let mut parts = Vec::new();
     let mut stmt = cx.conn.prepare_cached(PARTS_FOR_ROLLUP)?;
-    let mut rows_ = stmt.query([rid])?;
-    while let Some(row) = rows_.next()? {
+    let mut q = stmt.query([rid])?;
+    while let Some(row) = q.next()? {
         parts.push(PartReceiptState {
             index: rows::u16_of(row.get(0)?, "part index")?,
             state: rows::part_state(row.get(1)?)?,
@@ -675,68 +844,101 @@ fn receipt_match(
     }
     Ok(ReceiptMatch {
         receipt_id,
-        message_id: rows::message_id(&id)?,
+        message_id,
         part,
-        message_state: rows::state(state)?,
-        parts_total: rows::u16_of(parts_total, "parts")?,
+        message_state,
+        parts_total,
         parts,
     })
+}
+
+/// A part found for a receipt.
+struct Found {
+    rid: i64,
+    part: u16,
+    part_state: PartState,
+    id: MessageId,
+    message_state: MessageState,
+    parts_total: u16,
 }
 
 pub(super) fn receipts(
     cx: &mut Ctx<'_>,
     receipts: &Vec<NewReceipt>,
 ) -> Result<Vec<ReceiptOutcome>, StoreError> {
+    let conn = cx.conn;
+    let mut find = conn.prepare_cached(FIND_PART)?;
+    let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
     let mut out = Vec::with_capacity(receipts.len());
     for r in receipts {
-        let found = cx
-            .conn
-            .prepare_cached(FIND_PART)?
+        let found = find
             .query_row(params![r.carrier, r.key.as_str()], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
                 ))
             })
             .optional()?;
-        let target = found
-            .map(|(rid, idx, state)| {
-                Ok::<_, StoreError>((
+        let found = found
+            .map(|(rid, idx, part_state, id, state, parts)| {
+                Ok::<_, StoreError>(Found {
                     rid,
-                    rows::u16_of(idx, "part index")?,
-                    rows::part_state(state)?,
-                ))
+                    part: rows::u16_of(idx, "part index")?,
+                    part_state: rows::part_state(part_state)?,
+                    id: rows::message_id(&id)?,
+                    message_state: rows::state(state)?,
+                    parts_total: rows::u16_of(parts, "parts")?,
+                })
             })
             .transpose()?;
-        cx.conn.prepare_cached(INSERT_RECEIPT)?.execute(params![
-            target.map(|t| t.0),
-            target.map(|t| t.1),
+        let stat_text = r.stat.as_ref().map(ToString::to_string);
+        insert.execute(params![
+            found.as_ref().map(|f| f.rid),
+            found.as_ref().map(|f| f.part),
             r.carrier,
             r.carrier_message_id,
             r.key.as_str(),
-            r.stat.as_ref().map(ToString::to_string),
+            stat_text,
             r.err,
             cx.now.as_millis(),
             r.raw,
         ])?;
-        let receipt_id = cx.conn.last_insert_rowid();
-        match target {
-            Some((rid, part, state)) => {
-                record_receipt_on_part(cx, rid, part, state, r.stat.as_ref(), &r.err)?;
-                out.push(ReceiptOutcome::Matched(receipt_match(
-                    cx, receipt_id, rid, part,
-                )?));
-            }
-            None => out.push(ReceiptOutcome::Unmatched { receipt_id }),
-        }
+        let receipt_id = conn.last_insert_rowid();
+        let Some(f) = found else {
+            out.push(ReceiptOutcome::Unmatched { receipt_id });
+            continue;
+        };
+        let written =
+            record_receipt_on_part(cx, f.rid, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
+        let known = written.map(|state| Known {
+            state: f.message_state,
+            parts_total: f.parts_total,
+            part: PartReceiptState {
+                index: f.part,
+                state,
+                stat: r.stat.clone(),
+                err: r.err.clone(),
+            },
+        });
+        out.push(ReceiptOutcome::Matched(receipt_match(
+            cx,
+            receipt_id,
+            f.rid,
+            Some(f.id),
+            f.part,
+            known,
+        )?));
     }
     Ok(out)
 }
 
 // ---- MO, suppressions -----------------------------------------------------------------------
 
-const INSERT_MO: &str = "INSERT INTO mo (carrier, from_addr, to_addr, text, received_at) \
+const INSERT_MO: &str = "INSERT OR FAIL INTO mo (carrier, from_addr, to_addr, text, received_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
 pub(super) fn mo(cx: &mut Ctx<'_>, mo: &NewMo) -> Result<i64, StoreError> {
@@ -750,7 +952,7 @@ pub(super) fn mo(cx: &mut Ctx<'_>, mo: &NewMo) -> Result<i64, StoreError> {
     Ok(cx.conn.last_insert_rowid())
 }
 
-const PUT_SUPPRESSION: &str = "INSERT INTO suppressions (number, reason, source, created_at) \
+const PUT_SUPPRESSION: &str = "INSERT OR FAIL INTO suppressions (number, reason, source, created_at) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, \
      source = excluded.source, created_at = excluded.created_at";
 
@@ -792,18 +994,18 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
 
     let cutoff = cx.now.saturating_sub(cx.config.retention);
     let bound = MessageId::lower_bound(cutoff).to_bytes();
-    let victims: Vec<(i64, i64)> = {
-        let mut stmt = cx.conn.prepare_cached(FINISHED_BEFORE)?;
-        let rows = stmt.query_map(params![&bound[..], cutoff.as_millis(), limit], |row| {
+    let victims: Vec<(i64, i64)> = cx
+        .conn
+        .prepare_cached(FINISHED_BEFORE)?
+        .query_map(params![&bound[..], cutoff.as_millis(), limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
+        })?
+        .collect::<Result<_, _>>()?;
     for (rid, state) in &victims {
         for sql in [
             "DELETE FROM parts WHERE rid = ?1",
             "DELETE FROM attempts WHERE rid = ?1",
-            "DELETE FROM receipts WHERE msg = ?1",
+            "DELETE FROM receipts WHERE rid = ?1",
             "DELETE FROM messages WHERE rid = ?1",
         ] {
             cx.conn.prepare_cached(sql)?.execute([rid])?;
@@ -817,7 +1019,7 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
         cx.conn
             .prepare_cached(
                 "DELETE FROM receipts WHERE id IN (SELECT id FROM receipts \
-             WHERE msg IS NULL AND received_at < ?1 LIMIT ?2)",
+             WHERE rid IS NULL AND received_at < ?1 LIMIT ?2)",
             )?
             .execute(params![receipt_cutoff.as_millis(), limit])? as u64;
 
@@ -851,4 +1053,50 @@ pub(super) fn ping(cx: &mut Ctx<'_>, _: &()) -> Result<(), StoreError> {
         .prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES ('heartbeat', ?1)")?
         .execute([cx.now.as_millis()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of every hot statement: each must reach its rows through an index, never by
+    /// scanning a table.
+    #[test]
+    fn hot_statements_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::in_dir(dir.path());
+        let (conn, _, _) = super::super::open_writer(&config).unwrap();
+        let claim = claim_sql();
+        let statements = [
+            FIND_SUPPRESSION,
+            CLAIM_KEY,
+            FIND_FRESH_KEY,
+            claim.as_str(),
+            FIND_MESSAGE,
+            TRANSITION,
+            AFTER_TRANSITION,
+            COUNT_IN_DOUBT,
+            INSERT_ATTEMPT,
+            UPSERT_PART,
+            FIND_UNMATCHED,
+            LINK_RECEIPT,
+            FIND_PART,
+            PART_RECEIPT,
+            MESSAGE_FOR_ROLLUP,
+            PARTS_FOR_ROLLUP,
+            FINISHED_BEFORE,
+        ];
+        for sql in statements {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Parameters stay unbound (NULL): the plan does not depend on their values.
+            let mut rows = stmt.raw_query();
+            let mut details = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                details.push(row.get::<_, String>(3).unwrap());
+            }
+            for d in &details {
+                assert!(!d.starts_with("SCAN "), "{sql}\n  plan: {details:?}");
+            }
+        }
+    }
 }
