@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -197,6 +198,26 @@ fn authorize(state: &ApiState, headers: &HeaderMap, need: Scope) -> Result<Strin
     Ok(key.name.clone())
 }
 
+/// The request body, or why it could not be read: 413 `body_too_large` over
+/// `api.max_body_bytes`.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                413,
+                "body_too_large",
+                "the request body is larger than the API takes (api.max_body_bytes)",
+            )
+        } else {
+            ApiError::bad_request(
+                "invalid_request",
+                "",
+                format!("the body could not be read: {}", e.body_text()),
+            )
+        }
+    })
+}
+
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -276,9 +297,10 @@ async fn readyz(State(state): State<Shared>) -> Response {
 async fn submit(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
+    let body = read_body(body)?;
     let valid = validate::message(&parse_json(&body)?, &state.limits)?;
     let message = new_message(valid, &producer);
     let outcomes = state
@@ -300,10 +322,10 @@ async fn submit(
 async fn submit_batch(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
-    let value = parse_json(&body)?;
+    let value = parse_json(&read_body(body)?)?;
     let Some(items) = value.get("messages").and_then(Value::as_array) else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -487,11 +509,11 @@ async fn feedback(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Send)?;
     let id = message_id(&id)?;
-    let value = parse_json(&body)?;
+    let value = parse_json(&read_body(body)?)?;
     match value.get("status").and_then(Value::as_str) {
         Some("delivered") => {}
         _ => {
@@ -540,10 +562,11 @@ async fn put_suppression(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(number): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
     let number = validate::destination(&number)?;
+    let body = read_body(body)?;
     let reason = if body.is_empty() {
         "added through the API".to_owned()
     } else {
