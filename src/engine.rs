@@ -208,6 +208,11 @@ async fn watch_events(
 
 /// Restart recovery: messages left `submitting` are in doubt; each follows its carrier's
 /// policy (resubmit, counted; wait for a receipt; or fail).
+///
+/// Every one of them is in doubt, whatever its parts say: parts are recorded only once every
+/// response of an attempt is in, so a first attempt whose submit_sm went out just before the
+/// stop has no trace of it in the store. Counting a message that never went out as an in-doubt
+/// resubmit only overstates the possible duplicates; not counting one that did would hide one.
 async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
     let Ok(recovery) = store.recover().await else {
         tracing::error!("reading what to recover failed");
@@ -216,14 +221,17 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
     let mut updates = Vec::new();
     for detail in recovery.in_doubt {
         let id = detail.message.id;
+        // The carrier it was last sent to, else the one it must go to, else the house policy.
         let policy = detail
             .parts
             .first()
-            .and_then(|p| carriers.iter().find(|c| c.name() == p.carrier))
+            .map(|p| p.carrier.as_str())
+            .or_else(|| detail.attempts.last().map(|a| a.attempt.carrier.as_str()))
+            .or(detail.message.carrier.as_deref())
+            .and_then(|name| carriers.iter().find(|c| c.name() == name))
             .map_or(InDoubtPolicy::Resubmit, |c| c.options.in_doubt);
-        let sent_anything = !detail.parts.is_empty() || detail.message.attempts > 0;
         match policy {
-            InDoubtPolicy::Fail if sent_anything => updates.push(Update::Finish {
+            InDoubtPolicy::Fail => updates.push(Update::Finish {
                 id,
                 state: crate::store::FinalState::Failed,
                 reason: Reason::new(
@@ -231,23 +239,26 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
                     "the engine stopped while the submit was unanswered",
                 ),
             }),
-            InDoubtPolicy::WaitForReceipt { wait_secs } if sent_anything => {
-                updates.push(Update::ScheduleRetry {
-                    id,
-                    at: Timestamp::now().saturating_add(Duration::from_secs(wait_secs)),
-                    reason: Reason::new("in_doubt", "waiting for a receipt after a restart"),
-                })
-            }
-            _ => {
-                if sent_anything {
-                    updates.push(Update::InDoubtResubmit { id });
-                }
+            // The dispatcher counts the resubmit after the wait (the reason says in doubt).
+            InDoubtPolicy::WaitForReceipt { wait_secs } => updates.push(Update::ScheduleRetry {
+                id,
+                at: Timestamp::now().saturating_add(Duration::from_secs(wait_secs)),
+                reason: Reason::new("in_doubt", "waiting for a receipt after a restart"),
+            }),
+            InDoubtPolicy::Resubmit => {
+                updates.push(Update::InDoubtResubmit { id });
                 updates.push(Update::Release {
                     id,
                     at: Timestamp::now(),
                 });
             }
         }
+    }
+    if !updates.is_empty() {
+        tracing::warn!(
+            updates = updates.len(),
+            "messages were being submitted when the engine stopped: in doubt"
+        );
     }
     for chunk in updates.chunks(crate::store::MAX_BATCH) {
         if let Err(e) = store.apply(chunk.to_vec()).await {

@@ -541,7 +541,28 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        let (outcome, status, stored, detail) = summarize(&attempt.parts);
+        let (outcome, status, stored, mut detail) = summarize(&attempt.parts);
+        // A message that waited to settle a doubt (or came back in doubt from a restart)
+        // and is sent again now: the SMSC may have the first copy (DESIGN promise 4).
+        let resubmitting_doubt = message
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.code == "in_doubt");
+        if resubmitting_doubt {
+            updates.push(Update::InDoubtResubmit { id: message.id });
+            metrics::counter!(crate::metrics::IN_DOUBT_RESUBMITS, "carrier" => name.clone())
+                .increment(1);
+        }
+        // Every attempt after the first says what it retries.
+        if message.attempts > 0
+            && let Some(previous) = &message.reason
+        {
+            let retry = format!("retry after {}: {}", previous.code, previous.text);
+            detail = Some(match detail {
+                Some(d) => format!("{d}; {retry}"),
+                None => retry,
+            });
+        }
         let attempts_made = message.attempts + 1;
         let decision = carrier.options.retry.after_attempt(
             outcome,
@@ -570,6 +591,7 @@ impl Dispatcher {
             }
             Decision::Requeue { delay } => {
                 // Throttled: give it back without spending the attempt, on any part state.
+                metrics::counter!(crate::metrics::RETRIES, "reason" => "throttled").increment(1);
                 let reason = Reason::new("throttled", format!("{name} is throttling"));
                 (
                     AfterAttempt::Retry {
@@ -587,6 +609,8 @@ impl Dispatcher {
                     updates.push(Update::InDoubtResubmit { id: message.id });
                     metrics::counter!(crate::metrics::IN_DOUBT_RESUBMITS, "carrier" => name.clone()).increment(1);
                 }
+                let why = if in_doubt { "in_doubt" } else { "transient" };
+                metrics::counter!(crate::metrics::RETRIES, "reason" => why).increment(1);
                 let reason = match status {
                     Some(s) => Reason::from_status(s, format!("{name} answered {s}")),
                     None => Reason::new(stored.as_str(), detail.clone().unwrap_or_default()),
@@ -601,6 +625,7 @@ impl Dispatcher {
                 )
             }
             Decision::AwaitSettlement { wait } => {
+                metrics::counter!(crate::metrics::RETRIES, "reason" => "in_doubt").increment(1);
                 let reason = Reason::new("in_doubt", "waiting for a receipt or a late response");
                 (
                     AfterAttempt::Retry {
