@@ -69,6 +69,7 @@ impl Engine {
             work.clone(),
         );
         let webhooks = Some(webhooks);
+        let receipt_scan = Duration::from_millis(config.dispatch.receipt_scan_ms.max(1));
 
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
         let mut carriers = Vec::new();
@@ -91,15 +92,26 @@ impl Engine {
             store.clone(),
             carriers.clone(),
             config.router.clone(),
-            webhooks,
+            webhooks.clone(),
             wake.clone(),
             config.dispatch.clone(),
         ));
         tracker.spawn(dispatcher.run(tracker.clone(), intake.clone()));
         tracker.spawn(
-            Inbound::new(store.clone(), &carriers, config.mo.clone()).run(inbound_rx, work.clone()),
+            Inbound::new(
+                store.clone(),
+                &carriers,
+                config.mo.clone(),
+                webhooks.clone(),
+            )
+            .run(inbound_rx, work.clone()),
         );
-        tracker.spawn(receipts::expire_overdue(store.clone(), work.clone()));
+        tracker.spawn(receipts::expire_overdue(
+            store.clone(),
+            webhooks,
+            receipt_scan,
+            work.clone(),
+        ));
         tracker.spawn(prune(store.clone(), work.clone()));
         tracker.spawn(queue_gauges(store.clone(), work.clone()));
 

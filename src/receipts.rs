@@ -25,9 +25,10 @@ use crate::sms::{
     self, Accepted, Fragment, Reassembler, ReassemblyConfig, ReceiptStat, ReceiptTlvs,
 };
 use crate::store::{
-    FinalState, NewMo, NewReceipt, PartState, Reason, ReceiptMatch, ReceiptOutcome, Store,
-    SuppressionSource, Timestamp, Update,
+    AttemptOutcome, FinalState, Message, MessageState, NewMo, NewReceipt, PartState, Reason,
+    ReceiptMatch, ReceiptOutcome, Store, SuppressionSource, Timestamp, Update, UpdateOutcome,
 };
+use crate::webhook::Webhooks;
 
 /// MO keywords (`[mo]`): a message whose whole text is one of these (any case) opts the
 /// sender out or back in.
@@ -60,6 +61,7 @@ pub struct Inbound {
     carriers: HashMap<String, Arc<CarrierEntry>>,
     mo: MoConfig,
     reassembler: Reassembler,
+    webhooks: Option<Webhooks>,
 }
 
 /// The stat of a receipt as a final message state, for a part that failed for good.
@@ -72,8 +74,13 @@ fn failed_state(stat: &ReceiptStat) -> FinalState {
 }
 
 impl Inbound {
-    /// A handler for these carriers.
-    pub fn new(store: Arc<dyn Store>, carriers: &[Arc<CarrierEntry>], mo: MoConfig) -> Inbound {
+    /// A handler for these carriers; state changes the receipts cause go to `webhooks`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        carriers: &[Arc<CarrierEntry>],
+        mo: MoConfig,
+        webhooks: Option<Webhooks>,
+    ) -> Inbound {
         Inbound {
             store,
             carriers: carriers
@@ -82,6 +89,7 @@ impl Inbound {
                 .collect(),
             mo,
             reassembler: Reassembler::new(ReassemblyConfig::default()),
+            webhooks,
         }
     }
 
@@ -138,14 +146,19 @@ impl Inbound {
                 for responder in responders {
                     let _ = responder.try_respond(CommandStatus::ESME_ROK);
                 }
+                let mut matched = Vec::new();
                 for ((carrier, stat), outcome) in stats.into_iter().zip(outcomes) {
                     let stat_label = stat.as_ref().map_or("none".to_owned(), |s| s.to_string());
                     metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.clone(), "stat" => stat_label).increment(1);
                     match outcome {
                         ReceiptOutcome::Matched(m) => {
                             metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.clone(), "result" => "matched").increment(1);
-                            if let Some(entry) = self.carriers.get(&carrier).cloned() {
-                                roll_up(&*self.store, &entry, &m).await;
+                            // A part of an earlier attempt matched while the message is being
+                            // sent again says nothing about the new attempt.
+                            if m.message_state == MessageState::Submitted
+                                && let Some(entry) = self.carriers.get(&carrier)
+                            {
+                                matched.push((entry.clone(), m));
                             }
                         }
                         ReceiptOutcome::Unmatched { .. } => {
@@ -153,6 +166,7 @@ impl Inbound {
                         }
                     }
                 }
+                roll_up(&*self.store, self.webhooks.as_ref(), matched).await;
             }
             Err(e) => {
                 // Not stored: have the SMSC send them again later.
@@ -296,112 +310,237 @@ fn stat_for_state(state: crate::pdu::MessageState) -> Option<ReceiptStat> {
     })
 }
 
-/// Rolls a matched receipt up into its message: delivered, failed, or sent again.
-pub async fn roll_up(store: &dyn Store, carrier: &CarrierEntry, m: &ReceiptMatch) {
-    if m.message_state.is_final() {
-        return;
-    }
+/// What the receipts so far mean for a message.
+enum Verdict {
+    /// Every part that speaks for the message was delivered.
+    Delivered,
+    /// A part failed: for good, or worth sending again.
+    Failed {
+        class: ReceiptClass,
+        stat: ReceiptStat,
+        err: Option<String>,
+    },
+}
+
+/// Reads the parts' receipts (pure). `None` while the message is still waiting: a part has no
+/// final receipt yet, or a part was never stored (a receipt matched while the other parts'
+/// responses were still being recorded).
+fn verdict(carrier: &CarrierEntry, m: &ReceiptMatch) -> Option<Verdict> {
     let policy = &carrier.options.retry;
-    let classify = |stat: &ReceiptStat, err: Option<&str>| {
-        policy.classify_receipt(stat, err, carrier.options.accepted_is_final)
-    };
     // The receipts that speak for the message: every part's, or the first part's only.
     let speaking: Vec<_> = match carrier.options.receipt_parts {
         ReceiptParts::Every => m.parts.iter().collect(),
         ReceiptParts::First => m.parts.iter().filter(|p| p.index == 0).collect(),
     };
-    let mut all_delivered = !speaking.is_empty();
-    let mut failure = None;
+    let complete = match carrier.options.receipt_parts {
+        ReceiptParts::Every => {
+            usize::from(m.parts_total) == m.parts.len()
+                && m.parts.iter().map(|p| p.index).eq(0..m.parts_total)
+        }
+        ReceiptParts::First => speaking.len() == 1,
+    };
+    let mut all_delivered = complete;
     for p in &speaking {
         let class = match &p.stat {
-            Some(stat) => classify(stat, p.err.as_deref()),
+            Some(stat) => {
+                policy.classify_receipt(stat, p.err.as_deref(), carrier.options.accepted_is_final)
+            }
             None => ReceiptClass::Pending,
         };
         match class {
             ReceiptClass::Delivered => {}
             ReceiptClass::Pending => all_delivered = false,
             ReceiptClass::Transient | ReceiptClass::Permanent => {
-                all_delivered = false;
-                if failure.is_none() {
-                    failure = Some((class, p.stat.clone(), p.err.clone()));
-                }
+                // One failed part decides for the whole message.
+                return Some(Verdict::Failed {
+                    class,
+                    stat: p.stat.clone().unwrap_or(ReceiptStat::Unknown),
+                    err: p.err.clone(),
+                });
             }
         }
         if p.state == PartState::Rejected {
             all_delivered = false;
         }
     }
-    let update = if all_delivered {
-        Update::Finish {
-            id: m.message_id,
-            state: FinalState::Delivered,
-            reason: Reason::new("DELIVRD", "the carrier reported delivery"),
+    all_delivered.then_some(Verdict::Delivered)
+}
+
+/// Rolls matched receipts up into their messages: delivered, failed, or sent again. Each
+/// message is decided once, on its latest match (the one that saw the most parts), all
+/// outcomes are recorded in one commit, and each change that took is reported to the
+/// message's webhook.
+///
+/// `matches` pairs each match with the carrier whose receipt (or response) it came from;
+/// matches of messages already final, or not `submitted`/`submitting`, are skipped.
+pub async fn roll_up(
+    store: &dyn Store,
+    webhooks: Option<&Webhooks>,
+    matches: Vec<(Arc<CarrierEntry>, ReceiptMatch)>,
+) {
+    // The last match of a message is its latest view of the parts.
+    let mut latest: Vec<(Arc<CarrierEntry>, ReceiptMatch)> = Vec::new();
+    for (carrier, m) in matches {
+        match latest
+            .iter_mut()
+            .find(|(_, l)| l.message_id == m.message_id)
+        {
+            Some(slot) => *slot = (carrier, m),
+            None => latest.push((carrier, m)),
         }
-    } else if let Some((class, stat, err)) = failure {
-        let stat = stat.unwrap_or(ReceiptStat::Unknown);
-        let text = format!(
-            "the carrier reported {stat}{}",
-            err.as_deref()
-                .map(|e| format!(" (err {e})"))
-                .unwrap_or_default()
-        );
-        let retry_allowed = class == ReceiptClass::Transient
-            && match store.get(m.message_id).await {
-                Ok(Some(detail)) => detail.message.attempts <= policy.max_receipt_retries,
-                _ => false,
+    }
+    let mut changes = Vec::new();
+    for (carrier, m) in latest {
+        if !matches!(
+            m.message_state,
+            MessageState::Submitted | MessageState::Submitting
+        ) {
+            continue;
+        }
+        let Some(verdict) = verdict(&carrier, &m) else {
+            continue;
+        };
+        // The message itself: its webhook URL, and how often it went out already.
+        let detail = match store.get(m.message_id).await {
+            Ok(Some(detail)) => detail,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a message to roll up its receipts failed");
+                continue;
+            }
+        };
+        let policy = &carrier.options.retry;
+        let change = match verdict {
+            Verdict::Delivered => (
+                "delivered",
+                Update::Finish {
+                    id: m.message_id,
+                    state: FinalState::Delivered,
+                    reason: Reason::new("DELIVRD", "the carrier reported delivery"),
+                },
+            ),
+            Verdict::Failed { class, stat, err } => {
+                let text = format!(
+                    "the carrier reported {stat}{}",
+                    err.as_deref()
+                        .map(|e| format!(" (err {e})"))
+                        .unwrap_or_default()
+                );
+                // Every round of receipts follows one attempt whose parts were all accepted:
+                // their number is the rounds so far, this one included.
+                let rounds = detail
+                    .attempts
+                    .iter()
+                    .filter(|a| a.attempt.outcome == AttemptOutcome::Accepted)
+                    .count();
+                let retry = class == ReceiptClass::Transient
+                    && rounds <= policy.max_receipt_retries as usize
+                    && Timestamp::now() < detail.message.expires_at;
+                if retry {
+                    metrics::counter!(crate::metrics::RETRIES, "reason" => "receipt").increment(1);
+                    let draw = Timestamp::now().as_millis() as u64;
+                    (
+                        "retrying",
+                        Update::ScheduleRetry {
+                            id: m.message_id,
+                            at: Timestamp::now().saturating_add(policy.backoff(1, draw)),
+                            reason: Reason::new(stat.to_string(), format!("{text}; sending again")),
+                        },
+                    )
+                } else {
+                    let state = failed_state(&stat);
+                    (
+                        final_name(state),
+                        Update::Finish {
+                            id: m.message_id,
+                            state,
+                            reason: Reason::new(stat.to_string(), text),
+                        },
+                    )
+                }
+            }
+        };
+        changes.push((detail.message, change));
+    }
+    apply_and_notify(store, webhooks, changes).await;
+}
+
+/// Records the changes in commits of at most [`MAX_BATCH`](crate::store::MAX_BATCH), then
+/// reports each that took to its message's webhook (after the commit, so a producer never
+/// hears of a state the API does not show yet).
+async fn apply_and_notify(
+    store: &dyn Store,
+    webhooks: Option<&Webhooks>,
+    changes: Vec<(Message, (&'static str, Update))>,
+) {
+    for chunk in changes.chunks(crate::store::MAX_BATCH) {
+        let updates: Vec<Update> = chunk.iter().map(|(_, (_, u))| u.clone()).collect();
+        let outcomes = match store.apply(updates).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "recording receipt outcomes failed");
+                continue;
+            }
+        };
+        let Some(webhooks) = webhooks else {
+            continue;
+        };
+        for ((message, (status, update)), outcome) in chunk.iter().zip(outcomes) {
+            if outcome != UpdateOutcome::Applied {
+                continue;
+            }
+            let reason = match update {
+                Update::Finish { reason, .. } | Update::ScheduleRetry { reason, .. } => {
+                    Some(reason)
+                }
+                _ => None,
             };
-        if retry_allowed {
-            metrics::counter!(crate::metrics::RETRIES, "reason" => "receipt").increment(1);
-            Update::ScheduleRetry {
-                id: m.message_id,
-                at: Timestamp::now()
-                    .saturating_add(policy.backoff(1, Timestamp::now().as_millis() as u64)),
-                reason: Reason::new(stat.to_string(), format!("{text}; sending again")),
-            }
-        } else {
-            Update::Finish {
-                id: m.message_id,
-                state: failed_state(&stat),
-                reason: Reason::new(stat.to_string(), text),
-            }
+            webhooks.message_changed(message, status, reason);
         }
-    } else {
-        return;
-    };
-    if let Err(e) = store.apply(vec![update]).await {
-        tracing::error!(error = %e, "rolling up a receipt failed");
     }
 }
 
-/// How often overdue receipts are looked for.
+/// The API's name of a final state.
+pub fn final_name(state: FinalState) -> &'static str {
+    MessageState::from(state).as_str()
+}
+
+/// How often overdue receipts are looked for, unless `[dispatch] receipt_scan_ms` says
+/// otherwise.
 pub const RECEIPT_TIMEOUT_SCAN: Duration = Duration::from_secs(5);
 
-/// Finishes as `unknown` every submitted message whose receipt deadline passed.
-pub async fn expire_overdue(store: Arc<dyn Store>, cancel: CancellationToken) {
+/// Finishes as `unknown` every submitted message whose receipt deadline passed, looking every
+/// `every`; each is reported to its webhook.
+pub async fn expire_overdue(
+    store: Arc<dyn Store>,
+    webhooks: Option<Webhooks>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(RECEIPT_TIMEOUT_SCAN) => {}
+            () = tokio::time::sleep(every) => {}
         }
         let Ok(ids) = store.receipt_overdue(crate::store::MAX_BATCH).await else {
             continue;
         };
-        if ids.is_empty() {
-            continue;
-        }
-        let updates = ids
-            .into_iter()
-            .map(|id| Update::Finish {
+        let mut changes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let message = match store.get(id).await {
+                Ok(Some(detail)) => detail.message,
+                _ => continue,
+            };
+            let update = Update::Finish {
                 id,
                 state: FinalState::Unknown,
                 reason: Reason::new(
                     "no_receipt",
                     "no delivery receipt came within the receipt timeout",
                 ),
-            })
-            .collect();
-        if let Err(e) = store.apply(updates).await {
-            tracing::error!(error = %e, "finishing overdue messages failed");
+            };
+            changes.push((message, ("unknown", update)));
         }
+        apply_and_notify(&*store, webhooks.as_ref(), changes).await;
     }
 }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,9 +32,9 @@ use crate::sms::{
 };
 use crate::store::{
     AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, Message, MessageId, NewAttempt,
-    Reason, Store, Timestamp, Update,
+    Reason, Store, Timestamp, Update, UpdateOutcome,
 };
-use crate::webhook::{WebhookEvent, Webhooks};
+use crate::webhook::Webhooks;
 
 /// How a carrier writes its message ids, as configured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -157,6 +156,9 @@ pub struct DispatchConfig {
     pub max_in_flight: usize,
     /// How often to look for ready messages when nothing wakes the loop, ms. Default 200.
     pub poll_interval_ms: u64,
+    /// How often submitted messages past their receipt timeout are looked for (and finished
+    /// as `unknown`), ms. Default 5 000.
+    pub receipt_scan_ms: u64,
 }
 
 impl Default for DispatchConfig {
@@ -165,6 +167,7 @@ impl Default for DispatchConfig {
             claim_batch: 256,
             max_in_flight: 20_000,
             poll_interval_ms: 200,
+            receipt_scan_ms: crate::receipts::RECEIPT_TIMEOUT_SCAN.as_millis() as u64,
         }
     }
 }
@@ -288,36 +291,27 @@ impl Dispatcher {
         }
     }
 
+    /// Reports a state change to the message's webhook. Called before the change is
+    /// committed, so it is queued ahead of anything a receipt can cause afterwards: a
+    /// producer sees `submitted` before `delivered`.
     fn notify(&self, message: &Message, status: &str, reason: Option<&Reason>) {
-        let Some(webhooks) = &self.webhooks else {
-            return;
-        };
-        let Some(url) = webhooks.url_for(message.callback_url.as_deref()) else {
-            return;
-        };
-        let body = json!({
-            "id": message.id.to_string(),
-            "status": status,
-            "reason": reason.map(|r| json!({"code": r.code, "message": r.text})),
-            "to": message.to,
-            "parts": message.parts,
-            "at": crate::api::views::rfc3339(now_ts()),
-        });
-        let _ = webhooks.notify(WebhookEvent {
-            message_id: message.id.to_string(),
-            url,
-            body: body.to_string().into(),
-        });
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.message_changed(message, status, reason);
+        }
     }
 
-    async fn apply(&self, updates: Vec<Update>) {
-        if let Err(e) = self.store.apply(updates).await {
-            tracing::error!(error = %e, "recording an outcome failed");
+    async fn apply(&self, updates: Vec<Update>) -> Vec<UpdateOutcome> {
+        match self.store.apply(updates).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "recording an outcome failed");
+                Vec::new()
+            }
         }
     }
 
     async fn finish(&self, message: &Message, state: FinalState, reason: Reason) {
-        self.notify(message, final_name(state), Some(&reason));
+        self.notify(message, crate::receipts::final_name(state), Some(&reason));
         self.apply(vec![Update::Finish {
             id: message.id,
             state,
@@ -676,7 +670,19 @@ impl Dispatcher {
             next,
         });
         self.notify(&message, webhook_status, reason.as_ref());
-        self.apply(updates).await;
+        let outcomes = self.apply(updates).await;
+        // Receipts that came before their submit_sm_resp were matched as the parts were
+        // recorded: roll them up now that the message is submitted.
+        let matched: Vec<_> = outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                UpdateOutcome::ReceiptMatched(m) => Some((carrier.clone(), m)),
+                _ => None,
+            })
+            .collect();
+        if webhook_status == "submitted" && !matched.is_empty() {
+            crate::receipts::roll_up(&*self.store, self.webhooks.as_ref(), matched).await;
+        }
     }
 }
 
@@ -770,16 +776,6 @@ fn summarize(
         StoredOutcome::Accepted,
         None,
     )
-}
-
-fn final_name(state: FinalState) -> &'static str {
-    match state {
-        FinalState::Delivered => "delivered",
-        FinalState::Failed => "failed",
-        FinalState::Expired => "expired",
-        FinalState::Rejected => "rejected",
-        FinalState::Unknown => "unknown",
-    }
 }
 
 /// A phone number for logs: country code and last two digits (`44******23`).
