@@ -108,6 +108,7 @@ impl Engine {
         );
         tracker.spawn(receipts::expire_overdue(
             store.clone(),
+            carriers.clone(),
             webhooks,
             receipt_scan,
             work.clone(),
