@@ -947,6 +947,62 @@ async fn transient_errors_are_retried_until_delivered_and_every_attempt_is_recor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_error_moves_the_message_to_the_next_carrier_of_the_route() {
+    let mut failing = account("failing");
+    failing.faults.error_rate = 1.0;
+    failing.faults.error_statuses = vec!["ESME_RSUBMITFAIL".into()];
+    let h = Harness::start(
+        vec![failing, account("steady")],
+        &format!(
+            "{}{}\n[policies.erring]\nretry = {{ initial_backoff_ms = 50, max_backoff_ms = 100 }}\n",
+            carrier("erring", "failing", ""),
+            carrier("steady", "steady", ""),
+        ),
+    )
+    .await;
+    h.bound("failing", 1).await;
+    h.bound("steady", 1).await;
+    // Fewer than the five consecutive failures that would open the breaker: each message
+    // tries the first carrier.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(h.send(&format!("elsewhere {i}")).await);
+    }
+    for id in &ids {
+        let m = h.final_state(id).await;
+        assert_eq!(m["status"], "delivered", "{m}");
+        let tries = attempts(&m);
+        assert_eq!(tries.len(), 2, "{m}");
+        assert_eq!(
+            (
+                &tries[0]["carrier"],
+                &tries[0]["outcome"],
+                &tries[0]["command_status"]
+            ),
+            (
+                &json!("erring"),
+                &json!("transient"),
+                &json!("ESME_RSUBMITFAIL")
+            ),
+            "{m}"
+        );
+        assert_eq!(
+            (&tries[1]["carrier"], &tries[1]["outcome"]),
+            (&json!("steady"), &json!("accepted")),
+            "{m}"
+        );
+        assert_eq!(m["part_details"][0]["carrier"], "steady", "{m}");
+    }
+    assert!(
+        h.sim
+            .messages(Some("447700900123"), 10)
+            .iter()
+            .all(|m| m.account == "steady")
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_of_the_first_carrier_sends_everything_through_the_second() {
     let h = Harness::start(
         vec![account("esme1"), account("esme2")],
