@@ -359,13 +359,7 @@ impl Dispatcher {
                 )
                 .await;
         }
-        // After a transient failure the message moves on to the next carrier: start from
-        // the one after the last carrier tried, by attempt count.
-        let rotate = if message.attempts > 0 {
-            message.attempts as usize % candidates.len()
-        } else {
-            0
-        };
+        let rotate = self.first_candidate(&message, &candidates).await;
         let mut order: Vec<usize> = candidates
             .iter()
             .cycle()
@@ -408,6 +402,31 @@ impl Dispatcher {
             return self.release(&message, Duration::from_millis(500)).await;
         };
         self.record(message, chosen, attempt).await;
+    }
+
+    /// Where in `candidates` this attempt starts. After a throttled attempt, at the carrier
+    /// that throttled: throttling asks for patience, and the message waits for the same
+    /// carrier (DESIGN, default error classification). Otherwise one carrier further along
+    /// per attempt made, so a transient failure moves the message on to the next carrier.
+    async fn first_candidate(&self, message: &Message, candidates: &[usize]) -> usize {
+        if message.attempts == 0 || candidates.is_empty() {
+            return 0;
+        }
+        let throttled = message
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.code == "throttled");
+        if throttled
+            && candidates.len() > 1
+            && let Ok(Some(detail)) = self.store.get(message.id).await
+            && let Some(last) = detail.attempts.last()
+            && let Some(at) = candidates
+                .iter()
+                .position(|&i| self.carriers[i].name() == last.attempt.carrier)
+        {
+            return at;
+        }
+        message.attempts as usize % candidates.len()
     }
 
     /// Segments and submits the message on carrier `i`.
