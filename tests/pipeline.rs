@@ -899,6 +899,52 @@ async fn throttled_messages_are_all_delivered_and_the_throttling_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_message_stays_with_its_carrier() {
+    let mut slow = account("slow");
+    slow.faults.tps_limit = Some(5);
+    let h = Harness::start(
+        vec![slow, account("other")],
+        &format!(
+            "{}{}",
+            carrier(
+                "slow",
+                "slow",
+                "throttle = { pause_ms = 100, recover_interval_ms = 200 }"
+            ),
+            carrier("other", "other", ""),
+        ),
+    )
+    .await;
+    h.bound("slow", 1).await;
+    h.bound("other", 1).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            h.submit(
+                json!({"to": format!("+4477009{i:05}"), "from": "Acme", "body": format!("n{i}")}),
+            )
+            .await,
+        );
+    }
+    let mut throttled = 0;
+    for id in &ids {
+        let m = h.final_state(id).await;
+        assert_eq!(m["status"], "delivered", "{m}");
+        // Throttling is the carrier asking for patience, not failing: the message waits for
+        // the same carrier (DESIGN, default error classification).
+        for a in attempts(&m) {
+            assert_eq!(a["carrier"], "slow", "{m}");
+            if a["outcome"] == "throttled" {
+                throttled += 1;
+            }
+        }
+    }
+    assert!(throttled > 0, "the simulator never throttled");
+    assert_eq!(h.sim.stats().messages_accepted, 20);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_are_retried_until_delivered_and_every_attempt_is_recorded() {
     let h = Harness::start(
         vec![account("esme")],
