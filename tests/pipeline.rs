@@ -1107,6 +1107,124 @@ async fn an_outage_of_the_first_carrier_sends_everything_through_the_second() {
     h.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_without_a_response_follows_the_in_doubt_policy_and_every_resubmit_is_counted() {
+    let mute = |id: &str| {
+        let mut a = account(id);
+        a.faults.drop_response_rate = 1.0;
+        a
+    };
+    // Timeouts weigh on the breakers: short cooldowns keep the test quick.
+    let quick = "response_timeout_ms = 300\nbreaker = { cooldown_ms = 100 }\ncarrier_breaker = { cooldown_ms = 100 }";
+    let h = Harness::start(
+        vec![mute("resubmit"), mute("fail"), mute("wait")],
+        &format!(
+            r#"{}{}{}
+[policies.resubmit]
+retry = {{ initial_backoff_ms = 50, max_backoff_ms = 100, max_attempts = 20 }}
+[policies.fail]
+in_doubt = {{ policy = "fail" }}
+[policies.wait]
+in_doubt = {{ policy = "wait_for_receipt", wait_secs = 1 }}
+retry = {{ max_attempts = 20 }}
+"#,
+            carrier("resubmit", "resubmit", quick),
+            carrier("fail", "fail", quick),
+            carrier("wait", "wait", quick),
+        ),
+    )
+    .await;
+    let send = async |carrier: &str, to: &str| {
+        h.submit(json!({"to": to, "from": "Acme", "body": "are you there", "carrier": carrier}))
+            .await
+    };
+    let resubmitted = send("resubmit", "+447700900001").await;
+    let failed = send("fail", "+447700900002").await;
+    let waited = send("wait", "+447700900003").await;
+
+    // Fail: never risk a duplicate.
+    let m = h.final_state(&failed).await;
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["reason"]["code"], "in_doubt", "{m}");
+    assert_eq!(m["in_doubt_resubmits"], 0, "{m}");
+    assert_eq!(h.sim.messages(Some("447700900002"), 10).len(), 1);
+
+    // Resubmit and wait-for-receipt send it again, counting each resubmit, until a response
+    // comes.
+    for id in [&resubmitted, &waited] {
+        h.until("a resubmit", async || {
+            h.message(id).await["in_doubt_resubmits"].as_u64() >= Some(1)
+        })
+        .await;
+    }
+    for system_id in ["resubmit", "wait"] {
+        let mut answering = h.sim.faults(system_id).unwrap();
+        answering.drop_response_rate = 0.0;
+        h.sim.set_faults(system_id, answering).unwrap();
+    }
+    for (id, to) in [(&resubmitted, "447700900001"), (&waited, "447700900003")] {
+        let m = h.final_state(id).await;
+        assert_eq!(m["status"], "delivered", "{m}");
+        let copies = h.sim.messages(Some(to), 100).len() as u64;
+        let counted = m["in_doubt_resubmits"].as_u64().unwrap();
+        assert!(counted >= 1, "{m}");
+        assert_eq!(
+            copies,
+            1 + counted,
+            "every copy but the first is counted: {m}"
+        );
+        for a in &attempts(&m)[..attempts(&m).len() - 1] {
+            assert_eq!(a["outcome"], "no_response", "{m}");
+        }
+    }
+    assert!(counter("smppd_in_doubt_resubmits_total", "resubmit") >= 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_ttl_passes_while_no_carrier_is_up_expires() {
+    let mut down = account("down");
+    down.faults.refuse_binds_secs = Some(60.0);
+    let h = Harness::start(vec![down], &carrier("down", "down", "")).await;
+    let id = h
+        .submit(json!({"to": TO, "from": "Acme", "body": "too late", "ttl": 1}))
+        .await;
+    let m = h.final_state(&id).await;
+    assert_eq!(m["status"], "expired", "{m}");
+    assert_eq!(m["reason"]["code"], "expired", "{m}");
+    assert!(attempts(&m).is_empty(), "{m}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_message_is_never_sent() {
+    let mut down = account("later");
+    down.faults.refuse_binds_secs = Some(60.0);
+    let h = Harness::start(vec![down], &carrier("later", "later", "")).await;
+    let cancelled = h.send("never mind").await;
+    let kept = h
+        .submit(json!({"to": "+447700900124", "from": "Acme", "body": "still wanted"}))
+        .await;
+    let (status, body) = h
+        .call("DELETE", &format!("/messages/{cancelled}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let mut up = h.sim.faults("later").unwrap();
+    up.refuse_binds_secs = Some(0.0);
+    h.sim.set_faults("later", up).unwrap();
+    assert_eq!(h.final_state(&kept).await["status"], "delivered");
+    let m = h.message(&cancelled).await;
+    assert_eq!(m["status"], "cancelled", "{m}");
+    assert_eq!(m["reason"]["code"], "cancelled", "{m}");
+    assert!(h.sim.messages(Some("447700900123"), 10).is_empty());
+    let (status, body) = h.call("DELETE", &format!("/messages/{kept}"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_state"))
+    );
+    h.stop().await;
+}
+
 // ---- receipts ------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
