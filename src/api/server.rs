@@ -247,15 +247,35 @@ fn new_message(m: ValidMessage, producer: &str) -> NewMessage {
     }
 }
 
-fn accepted_json(outcome: &AcceptOutcome, m: &NewMessage) -> Result<Value, ApiError> {
+/// The answer for one accepted message. A duplicate is answered with the original message as
+/// stored (its status now, its parts and encoding), not with what the repeat asked for.
+async fn accepted_json(
+    store: &dyn Store,
+    outcome: &AcceptOutcome,
+    m: &NewMessage,
+) -> Result<Value, ApiError> {
     match outcome {
-        AcceptOutcome::Inserted(id) | AcceptOutcome::Duplicate(id) => Ok(json!({
+        AcceptOutcome::Inserted(id) => Ok(json!({
             "id": id.to_string(),
             "status": "accepted",
             "parts": m.parts,
             "encoding": super::encoding_name(m.encoding),
-            "duplicate": matches!(outcome, AcceptOutcome::Duplicate(_)),
+            "duplicate": false,
         })),
+        AcceptOutcome::Duplicate(id) => {
+            let original = match store.get(*id).await {
+                Ok(Some(detail)) => Some(detail.message),
+                // Unreadable just now: the id is what matters.
+                _ => None,
+            };
+            Ok(json!({
+                "id": id.to_string(),
+                "status": original.as_ref().map_or("accepted", |o| o.state.as_str()),
+                "parts": original.as_ref().map_or(m.parts, |o| o.parts),
+                "encoding": super::encoding_name(original.as_ref().map_or(m.encoding, |o| o.encoding)),
+                "duplicate": true,
+            }))
+        }
         AcceptOutcome::Suppressed(s) => Err(suppressed(s)),
     }
 }
@@ -311,7 +331,7 @@ async fn submit(
     let outcome = outcomes
         .first()
         .ok_or_else(|| ApiError::new(500, "internal", "the store answered nothing"))?;
-    let body = accepted_json(outcome, &message)?;
+    let body = accepted_json(&*state.store, outcome, &message).await?;
     if matches!(outcome, AcceptOutcome::Inserted(_)) {
         metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
         state.wake.notify_one();
@@ -361,7 +381,7 @@ async fn submit_batch(
             .map_err(store_error)?;
         let mut woke = false;
         for ((i, message), outcome) in positions.iter().zip(&valid).zip(&outcomes) {
-            results[*i] = Some(match accepted_json(outcome, message) {
+            results[*i] = Some(match accepted_json(&*state.store, outcome, message).await {
                 Ok(mut v) => {
                     if let Value::Object(map) = &mut v {
                         map.insert("index".into(), json!(i));
