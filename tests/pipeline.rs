@@ -386,6 +386,21 @@ async fn a_repeated_id_makes_one_message_and_one_submit() {
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["duplicate"], true);
+    assert_eq!(
+        again["status"], "delivered",
+        "the original as it is now: {again}"
+    );
+    // A repeat that asks for something else still names the original, as it is.
+    let mut changed = message.clone();
+    changed["body"] = json!("Привет ".repeat(20));
+    let (status, other) = h.call("POST", "/messages", Some(changed)).await;
+    assert_eq!(status, 202, "{other}");
+    assert_eq!(other["id"], first["id"]);
+    assert_eq!(
+        (other["parts"].as_u64(), other["encoding"].as_str()),
+        (Some(1), Some("gsm7")),
+        "{other}"
+    );
     let (a, b) = tokio::join!(
         h.call("POST", "/messages", Some(message.clone())),
         h.call("POST", "/messages", Some(message.clone())),
