@@ -1317,6 +1317,27 @@ async fn receipts_that_arrive_before_the_submit_response_are_matched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_that_receipts_only_the_first_part_delivers_long_messages() {
+    let mut first_only = account("firstonly");
+    first_only.receipts.per_part = false;
+    let h = Harness::start(
+        vec![first_only],
+        &format!(
+            "{}\n[policies.firstonly]\nreceipt_parts = \"first\"\n",
+            carrier("firstonly", "firstonly", "")
+        ),
+    )
+    .await;
+    let id = h.send(&"z".repeat(400)).await;
+    let m = h.final_state(&id).await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    assert_eq!(m["parts"], 3);
+    assert_eq!(m["receipts"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(h.sim.stats().receipts_sent, 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hex_response_ids_match_decimal_receipt_ids_when_the_carrier_says_so() {
     let text_only = |id: &str| {
         let mut a = account(id);
