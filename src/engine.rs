@@ -73,6 +73,7 @@ impl Engine {
 
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
         let mut carriers = Vec::new();
+        let mut carrier_events = Vec::new();
         for (spec, options) in config.carriers.iter().cloned() {
             let (pool, events) = CarrierPool::start(
                 spec,
@@ -80,7 +81,7 @@ impl Engine {
                 &tracker,
                 &work,
             );
-            tracker.spawn(watch_events(pool.name().to_string(), events, work.clone()));
+            carrier_events.push((pool.name().to_string(), events));
             carriers.push(Arc::new(CarrierEntry::new(pool, options)));
         }
         drop(inbound_tx);
@@ -96,7 +97,10 @@ impl Engine {
             wake.clone(),
             config.dispatch.clone(),
         ));
-        tracker.spawn(dispatcher.run(tracker.clone(), intake.clone()));
+        for (name, events) in carrier_events {
+            tracker.spawn(watch_events(name, events, dispatcher.clone(), work.clone()));
+        }
+        tracker.spawn(dispatcher.clone().run(tracker.clone(), intake.clone()));
         tracker.spawn(
             Inbound::new(
                 store.clone(),
@@ -189,10 +193,12 @@ impl Engine {
     }
 }
 
-/// Logs what happens on a carrier outside any one message.
+/// Logs what happens on a carrier outside any one message, and hands late responses to the
+/// dispatcher.
 async fn watch_events(
     carrier: String,
     mut events: mpsc::Receiver<CarrierEvent>,
+    dispatcher: Arc<Dispatcher>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -214,7 +220,12 @@ async fn watch_events(
             CarrierEvent::Breaker { transition, .. } => {
                 tracing::warn!(carrier, ?transition, "breaker")
             }
-            CarrierEvent::LateResponse { .. } => {}
+            CarrierEvent::LateResponse {
+                reference,
+                part,
+                outcome,
+                ..
+            } => dispatcher.late_response(reference, part, outcome).await,
         }
     }
 }

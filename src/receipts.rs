@@ -585,7 +585,7 @@ pub async fn expire_overdue(
 }
 
 /// The receipt position of a stored message, as a receipt match would give it.
-fn stored_match(detail: &MessageDetail) -> ReceiptMatch {
+pub fn stored_match(detail: &MessageDetail) -> ReceiptMatch {
     ReceiptMatch {
         receipt_id: 0,
         message_id: detail.message.id,

@@ -172,6 +172,25 @@ impl Default for DispatchConfig {
     }
 }
 
+/// A submission whose parts were not all answered in time, kept so that a late response can
+/// still record what the SMSC did with a part (for carriers whose in-doubt policy waits).
+#[derive(Clone, Debug)]
+struct Unanswered {
+    id: MessageId,
+    carrier: usize,
+    bind: String,
+    since: Instant,
+    /// When the message's wait ends and it is sent again: later responses are not recorded,
+    /// they would overwrite the parts of the new attempt.
+    until: Instant,
+}
+
+/// Unanswered submissions kept at most; beyond it, late responses go unrecorded (the message
+/// is resubmitted after its wait, and the resubmit counted).
+const MAX_UNANSWERED: usize = 100_000;
+/// How long an unanswered submission is kept for a late response.
+const UNANSWERED_FOR: Duration = Duration::from_secs(3600);
+
 /// The dispatcher: shared by the loop and the message tasks.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -183,6 +202,7 @@ pub struct Dispatcher {
     config: DispatchConfig,
     draws: Mutex<u64>,
     references: std::sync::atomic::AtomicU64,
+    unanswered: Mutex<HashMap<u64, Unanswered>>,
 }
 
 fn now_ts() -> Timestamp {
@@ -225,6 +245,7 @@ impl Dispatcher {
             config,
             draws: Mutex::new(seed | 1),
             references: std::sync::atomic::AtomicU64::new(1),
+            unanswered: Mutex::new(HashMap::new()),
         }
     }
 
@@ -339,6 +360,9 @@ impl Dispatcher {
 
     /// Handles one claimed message through one attempt.
     pub async fn handle(&self, message: Message) {
+        if self.settled_while_waiting(&message).await {
+            return;
+        }
         let now = now_ts();
         if now >= message.expires_at {
             return self
@@ -511,6 +535,28 @@ impl Dispatcher {
             Err(_) => return Err(Failure::Failover),
         };
         let outcome = submission.await;
+        if let InDoubtPolicy::WaitForReceipt { wait_secs } = carrier.options.in_doubt
+            && outcome
+                .parts
+                .iter()
+                .any(|p| matches!(p, PartOutcome::TimedOut { .. }))
+        {
+            let now = Instant::now();
+            self.remember_unanswered(
+                token,
+                Unanswered {
+                    id: message.id,
+                    carrier: i,
+                    bind: carrier
+                        .pool
+                        .bind_name(outcome.bind)
+                        .unwrap_or("?")
+                        .to_owned(),
+                    since: now,
+                    until: now + Duration::from_secs(wait_secs),
+                },
+            );
+        }
         Ok(Attempted {
             bind: carrier
                 .pool
@@ -520,6 +566,123 @@ impl Dispatcher {
             parts: outcome.parts,
             started_at,
         })
+    }
+
+    fn remember_unanswered(&self, token: u64, unanswered: Unanswered) {
+        let Ok(mut map) = self.unanswered.lock() else {
+            return;
+        };
+        if map.len() >= MAX_UNANSWERED {
+            let now = Instant::now();
+            map.retain(|_, u| now.duration_since(u.since) < UNANSWERED_FOR);
+        }
+        if map.len() < MAX_UNANSWERED {
+            map.insert(token, unanswered);
+        }
+    }
+
+    /// A response that came after its part was reported in doubt (`reference` is the token
+    /// the message was submitted with): records what the SMSC did with the part, so that a
+    /// message waiting to settle its doubt need not be sent again (DESIGN promise 4).
+    pub async fn late_response(&self, reference: u64, part: usize, outcome: PartOutcome) {
+        let found = match self.unanswered.lock() {
+            Ok(map) => map.get(&reference).cloned(),
+            Err(_) => None,
+        };
+        let Some(u) = found.filter(|u| Instant::now() < u.until) else {
+            return;
+        };
+        let carrier = &self.carriers[u.carrier];
+        let Ok(part) = u16::try_from(part) else {
+            return;
+        };
+        let update = match outcome {
+            PartOutcome::Accepted { message_id, .. } => {
+                let raw = message_id.to_string();
+                Update::PartSubmitted {
+                    id: u.id,
+                    part,
+                    carrier: carrier.name().to_owned(),
+                    bind: u.bind,
+                    key: carrier.normalizer.submit_resp_key(&raw),
+                    carrier_message_id: raw,
+                }
+            }
+            PartOutcome::Rejected { status, .. } | PartOutcome::Throttled { status, .. } => {
+                Update::PartRejected {
+                    id: u.id,
+                    part,
+                    carrier: carrier.name().to_owned(),
+                    bind: u.bind,
+                    status,
+                }
+            }
+            _ => return,
+        };
+        self.apply(vec![update]).await;
+    }
+
+    /// A message that waited to settle a doubt and whose late responses all came, accepted,
+    /// meanwhile: it is submitted after all, and is not sent again. The store needs an attempt
+    /// to move it to `submitted`; the one recorded says that nothing new was sent.
+    async fn settled_while_waiting(&self, message: &Message) -> bool {
+        if message.attempts == 0 || message.reason.as_ref().is_none_or(|r| r.code != "in_doubt") {
+            return false;
+        }
+        let Ok(Some(detail)) = self.store.get(message.id).await else {
+            return false;
+        };
+        let Some(last) = detail.attempts.last() else {
+            return false;
+        };
+        let Some(carrier) = self.carrier(&last.attempt.carrier).cloned() else {
+            return false;
+        };
+        let settled = last.attempt.outcome == StoredOutcome::NoResponse
+            && detail
+                .parts
+                .iter()
+                .filter(|p| {
+                    p.carrier == last.attempt.carrier
+                        && p.state != crate::store::PartState::Rejected
+                        && p.submitted_at >= Some(last.attempt.started_at)
+                })
+                .count()
+                == usize::from(message.parts);
+        if !settled {
+            return false;
+        }
+        self.notify(message, "submitted", None);
+        let now = now_ts();
+        self.apply(vec![Update::AttemptFinished {
+            id: message.id,
+            attempt: NewAttempt {
+                carrier: last.attempt.carrier.clone(),
+                bind: last.attempt.bind.clone(),
+                parts: message.parts,
+                command_status: Some(CommandStatus::ESME_ROK),
+                outcome: StoredOutcome::Accepted,
+                detail: Some(format!(
+                    "nothing sent: the late responses to attempt {} settled the doubt",
+                    last.number
+                )),
+                started_at: now,
+                ended_at: now,
+            },
+            next: AfterAttempt::Submitted {
+                receipt_deadline: at(Duration::from_secs(carrier.options.receipt_timeout_secs)),
+            },
+        }])
+        .await;
+        // Receipts may have come while it waited.
+        let stored = crate::receipts::stored_match(&detail);
+        crate::receipts::roll_up(
+            &*self.store,
+            self.webhooks.as_ref(),
+            vec![(carrier, stored)],
+        )
+        .await;
+        true
     }
 
     /// Records the attempt's outcome and what follows it.
