@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use smppd::config::ConfigFile;
 use smppd::engine::Engine;
 use smppd::webhook::{SIGNATURE_HEADER, verify};
-use smsc_sim::config::{AccountConfig, Outcome, ReceiptFormat, ReceiptIdStyle, SimConfig};
+use smsc_sim::config::{
+    AccountConfig, DelayRange, Outcome, ReceiptFormat, ReceiptIdStyle, SimConfig,
+};
 use smsc_sim::{Sim, SimHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -1193,6 +1195,44 @@ retry = {{ max_attempts = 20 }}
         }
     }
     assert!(counter("smppd_in_doubt_resubmits_total", "resubmit") >= 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_response_settles_a_waiting_message_without_a_second_copy() {
+    let mut slow = account("slow");
+    slow.faults.latency = DelayRange::fixed(700);
+    let h = Harness::start(
+        vec![slow],
+        &format!(
+            r#"{}
+[policies.slow]
+in_doubt = {{ policy = "wait_for_receipt", wait_secs = 2 }}
+"#,
+            carrier("slow", "slow", "response_timeout_ms = 300"),
+        ),
+    )
+    .await;
+    let id = h.send("patience").await;
+    h.until("in doubt", async || {
+        h.message(&id).await["reason"]["code"] == "in_doubt"
+    })
+    .await;
+    let m = h.final_state(&id).await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    assert_eq!(m["in_doubt_resubmits"], 0, "{m}");
+    let tries = attempts(&m);
+    assert_eq!(tries.len(), 2, "{m}");
+    assert_eq!(tries[0]["outcome"], "no_response", "{m}");
+    assert!(
+        tries[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing sent"),
+        "{m}"
+    );
+    assert_eq!(h.sim.messages(Some("447700900123"), 10).len(), 1);
+    assert_eq!(h.sim.stats().pdus_received["submit_sm"], 1);
     h.stop().await;
 }
 
