@@ -6,7 +6,8 @@
 //! message back untouched (no attempt is spent); a transient error backs off and moves to the
 //! next carrier; a permanent one fails the message with the status as reason; a missing
 //! response follows the carrier's in-doubt policy, and every resubmit of an in-doubt message
-//! is counted on it (DESIGN promise 4).
+//! is counted on it (DESIGN promise 4). Under `wait_for_receipt`, late responses are recorded
+//! on their parts, and a message whose parts all turn out accepted is not sent again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
