@@ -1206,10 +1206,10 @@ async fn a_late_response_settles_a_waiting_message_without_a_second_copy() {
         vec![slow],
         &format!(
             r#"{}
-[policies.slow]
+[policies.late]
 in_doubt = {{ policy = "wait_for_receipt", wait_secs = 2 }}
 "#,
-            carrier("slow", "slow", "response_timeout_ms = 300"),
+            carrier("late", "slow", "response_timeout_ms = 300"),
         ),
     )
     .await;
