@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::dispatch::dispatcher::{CarrierEntry, Dispatcher};
 use crate::dispatch::policy::InDoubtPolicy;
 use crate::receipts::{self, Inbound};
+use crate::routing::Router;
 use crate::store::{Reason, SqliteStore, Store, StoreError, Timestamp, Update};
 use crate::webhook::Webhooks;
 
@@ -86,7 +87,7 @@ impl Engine {
         }
         drop(inbound_tx);
 
-        recover(&*store, &carriers).await;
+        recover(&*store, &carriers, &config.router).await;
 
         let wake = Arc::new(Notify::new());
         let dispatcher = Arc::new(Dispatcher::new(
@@ -237,7 +238,7 @@ async fn watch_events(
 /// response of an attempt is in, so a first attempt whose submit_sm went out just before the
 /// stop has no trace of it in the store. Counting a message that never went out as an in-doubt
 /// resubmit only overstates the possible duplicates; not counting one that did would hide one.
-async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
+async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>], router: &Router) {
     let Ok(recovery) = store.recover().await else {
         tracing::error!("reading what to recover failed");
         return;
@@ -245,15 +246,25 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
     let mut updates = Vec::new();
     for detail in recovery.in_doubt {
         let id = detail.message.id;
-        // The carrier it was last sent to, else the one it must go to, else the house policy.
-        let policy = detail
+        // The carrier it was last sent to, else the one it must go to; with no trace of
+        // either, it may have gone to any carrier of its route: the strictest of theirs.
+        let known = detail
             .parts
             .first()
             .map(|p| p.carrier.as_str())
             .or_else(|| detail.attempts.last().map(|a| a.attempt.carrier.as_str()))
             .or(detail.message.carrier.as_deref())
-            .and_then(|name| carriers.iter().find(|c| c.name() == name))
-            .map_or(InDoubtPolicy::Resubmit, |c| c.options.in_doubt);
+            .and_then(|name| carriers.iter().find(|c| c.name() == name));
+        let policy = match known {
+            Some(c) => c.options.in_doubt,
+            None => router
+                .candidates(&detail.message.to, 0)
+                .into_iter()
+                .filter_map(|i| carriers.get(i))
+                .map(|c| c.options.in_doubt)
+                .max_by_key(|p| strictness(*p))
+                .unwrap_or_default(),
+        };
         match policy {
             InDoubtPolicy::Fail => updates.push(Update::Finish {
                 id,
@@ -288,6 +299,15 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
         if let Err(e) = store.apply(chunk.to_vec()).await {
             tracing::error!(error = %e, "recovering in-doubt messages failed");
         }
+    }
+}
+
+/// How far an in-doubt policy goes to avoid a duplicate: fail, then wait, then resubmit.
+fn strictness(policy: InDoubtPolicy) -> u8 {
+    match policy {
+        InDoubtPolicy::Resubmit => 0,
+        InDoubtPolicy::WaitForReceipt { .. } => 1,
+        InDoubtPolicy::Fail => 2,
     }
 }
 
