@@ -66,7 +66,14 @@ struct EngineProcess {
 impl EngineProcess {
     /// Writes the configuration (a new API port each time, the same data directory) and
     /// starts `smppd run`; returns once the API answers.
-    async fn start(dir: &Path, sim: &str, client: &HttpClient, run: usize) -> EngineProcess {
+    /// `policy` adds keys to the carrier's `[policies.sim]`.
+    async fn start(
+        dir: &Path,
+        sim: &str,
+        policy: &str,
+        client: &HttpClient,
+        run: usize,
+    ) -> EngineProcess {
         let port = free_port().await;
         let config = dir.join("config.toml");
         std::fs::write(
@@ -99,6 +106,7 @@ reconnect = {{ initial_ms = 50, max_ms = 500 }}
 response_timeout_ms = 3000
 
 [policies.sim]
+{policy}
 receipt_timeout_secs = 20
 retry = {{ initial_backoff_ms = 50, max_backoff_ms = 500 }}
 "#
@@ -263,6 +271,8 @@ enum Stop {
 struct Settled {
     /// Messages per final state.
     states: HashMap<String, usize>,
+    /// Failed messages per reason code.
+    failures: HashMap<String, usize>,
     /// Copies at the simulator beyond the first, over all messages.
     duplicates: u64,
     /// In-doubt resubmits the engine recorded, over all messages.
@@ -272,11 +282,11 @@ struct Settled {
 /// Runs the load of [`TOTAL`] messages, stopping the engine the [`Stop`] way once each number
 /// of [`STOPS`] was accepted and starting it again on the same data directory; then waits for
 /// every message to settle and checks each one (promises 1, 3 and 4).
-async fn load_through_stops(stop: Stop) -> Settled {
+async fn load_through_stops(stop: Stop, policy: &str) -> Settled {
     let (sim, sim_addr, stop_sim) = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let mut engine = EngineProcess::start(dir.path(), &sim_addr, &client, 1).await;
+    let mut engine = EngineProcess::start(dir.path(), &sim_addr, policy, &client, 1).await;
     let base = Arc::new(RwLock::new(engine.base.clone()));
 
     // Producers take the next message and submit it until it gets a 202, retrying through
@@ -338,7 +348,7 @@ async fn load_through_stops(stop: Stop) -> Settled {
         let taken = sim.stats().messages_accepted;
         eprintln!("{stop:?} with {at_stop} accepted, {taken} taken by the simulator");
         assert!(at_stop < TOTAL, "the load was over before the stop");
-        engine = EngineProcess::start(dir.path(), &sim_addr, &client, run + 2).await;
+        engine = EngineProcess::start(dir.path(), &sim_addr, policy, &client, run + 2).await;
         *base.write().unwrap() = engine.base.clone();
     }
     for p in producers {
@@ -365,6 +375,7 @@ async fn load_through_stops(stop: Stop) -> Settled {
     assert_eq!(stored.len(), TOTAL, "one message per idempotency key");
     let mut settled = Settled {
         states: HashMap::new(),
+        failures: HashMap::new(),
         duplicates: 0,
         counted: 0,
     };
@@ -394,11 +405,16 @@ async fn load_through_stops(stop: Stop) -> Settled {
         );
         settled.duplicates += copies.saturating_sub(1);
         settled.counted += resubmits;
+        if status == "failed" {
+            let code = m["reason"]["code"].as_str().unwrap_or_default().to_owned();
+            *settled.failures.entry(code).or_default() += 1;
+        }
         *settled.states.entry(status).or_default() += 1;
     }
     eprintln!(
-        "after the restarts: {:?}; {} duplicates at the simulator, {} in-doubt resubmits counted",
-        settled.states, settled.duplicates, settled.counted
+        "after the restarts: {:?} (failures {:?}); {} duplicates at the simulator, {} in-doubt \
+         resubmits counted",
+        settled.states, settled.failures, settled.duplicates, settled.counted
     );
     drop(engine);
     stop_sim.cancel();
@@ -407,7 +423,7 @@ async fn load_through_stops(stop: Stop) -> Settled {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_engine_loses_no_accepted_message_and_counts_every_duplicate() {
-    let settled = load_through_stops(Stop::Kill).await;
+    let settled = load_through_stops(Stop::Kill, "").await;
     assert!(settled.duplicates <= settled.counted);
     assert_eq!(
         settled.states.get("delivered").copied(),
@@ -419,7 +435,7 @@ async fn a_killed_engine_loses_no_accepted_message_and_counts_every_duplicate() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_engine_drains_its_windows_and_resumes_without_doubt() {
-    let settled = load_through_stops(Stop::Terminate).await;
+    let settled = load_through_stops(Stop::Terminate, "").await;
     assert_eq!(
         (settled.duplicates, settled.counted),
         (0, 0),
@@ -430,5 +446,26 @@ async fn a_terminated_engine_drains_its_windows_and_resumes_without_doubt() {
         Some(TOTAL),
         "{:?}",
         settled.states
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_engine_under_the_fail_policy_never_sends_a_message_twice() {
+    let settled = load_through_stops(Stop::Kill, r#"in_doubt = { policy = "fail" }"#).await;
+    assert_eq!(
+        (settled.duplicates, settled.counted),
+        (0, 0),
+        "the fail policy never resubmits: {:?}",
+        settled.states
+    );
+    // What was in doubt at a kill failed with that reason; everything else was delivered.
+    let failed = settled.states.get("failed").copied().unwrap_or(0);
+    let delivered = settled.states.get("delivered").copied().unwrap_or(0);
+    assert_eq!(failed + delivered, TOTAL, "{:?}", settled.states);
+    assert_eq!(
+        settled.failures.keys().collect::<Vec<_>>(),
+        if failed > 0 { vec!["in_doubt"] } else { vec![] },
+        "{:?}",
+        settled.failures
     );
 }
