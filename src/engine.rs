@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::dispatch::dispatcher::{CarrierEntry, Dispatcher};
 use crate::dispatch::policy::InDoubtPolicy;
 use crate::receipts::{self, Inbound};
+use crate::routing::Router;
 use crate::store::{Reason, SqliteStore, Store, StoreError, Timestamp, Update};
 use crate::webhook::Webhooks;
 
@@ -69,9 +70,11 @@ impl Engine {
             work.clone(),
         );
         let webhooks = Some(webhooks);
+        let receipt_scan = Duration::from_millis(config.dispatch.receipt_scan_ms.max(1));
 
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
         let mut carriers = Vec::new();
+        let mut carrier_events = Vec::new();
         for (spec, options) in config.carriers.iter().cloned() {
             let (pool, events) = CarrierPool::start(
                 spec,
@@ -79,27 +82,42 @@ impl Engine {
                 &tracker,
                 &work,
             );
-            tracker.spawn(watch_events(pool.name().to_string(), events, work.clone()));
+            carrier_events.push((pool.name().to_string(), events));
             carriers.push(Arc::new(CarrierEntry::new(pool, options)));
         }
         drop(inbound_tx);
 
-        recover(&*store, &carriers).await;
+        recover(&*store, &carriers, &config.router).await;
 
         let wake = Arc::new(Notify::new());
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
             carriers.clone(),
             config.router.clone(),
-            webhooks,
+            webhooks.clone(),
             wake.clone(),
             config.dispatch.clone(),
         ));
-        tracker.spawn(dispatcher.run(tracker.clone(), intake.clone()));
+        for (name, events) in carrier_events {
+            tracker.spawn(watch_events(name, events, dispatcher.clone(), work.clone()));
+        }
+        tracker.spawn(dispatcher.clone().run(tracker.clone(), intake.clone()));
         tracker.spawn(
-            Inbound::new(store.clone(), &carriers, config.mo.clone()).run(inbound_rx, work.clone()),
+            Inbound::new(
+                store.clone(),
+                &carriers,
+                config.mo.clone(),
+                webhooks.clone(),
+            )
+            .run(inbound_rx, work.clone()),
         );
-        tracker.spawn(receipts::expire_overdue(store.clone(), work.clone()));
+        tracker.spawn(receipts::expire_overdue(
+            store.clone(),
+            carriers.clone(),
+            webhooks,
+            receipt_scan,
+            work.clone(),
+        ));
         tracker.spawn(prune(store.clone(), work.clone()));
         tracker.spawn(queue_gauges(store.clone(), work.clone()));
 
@@ -176,10 +194,12 @@ impl Engine {
     }
 }
 
-/// Logs what happens on a carrier outside any one message.
+/// Logs what happens on a carrier outside any one message, and hands late responses to the
+/// dispatcher.
 async fn watch_events(
     carrier: String,
     mut events: mpsc::Receiver<CarrierEvent>,
+    dispatcher: Arc<Dispatcher>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -201,14 +221,24 @@ async fn watch_events(
             CarrierEvent::Breaker { transition, .. } => {
                 tracing::warn!(carrier, ?transition, "breaker")
             }
-            CarrierEvent::LateResponse { .. } => {}
+            CarrierEvent::LateResponse {
+                reference,
+                part,
+                outcome,
+                ..
+            } => dispatcher.late_response(reference, part, outcome).await,
         }
     }
 }
 
 /// Restart recovery: messages left `submitting` are in doubt; each follows its carrier's
 /// policy (resubmit, counted; wait for a receipt; or fail).
-async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
+///
+/// Every one of them is in doubt, whatever its parts say: parts are recorded only once every
+/// response of an attempt is in, so a first attempt whose submit_sm went out just before the
+/// stop has no trace of it in the store. Counting a message that never went out as an in-doubt
+/// resubmit only overstates the possible duplicates; not counting one that did would hide one.
+async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>], router: &Router) {
     let Ok(recovery) = store.recover().await else {
         tracing::error!("reading what to recover failed");
         return;
@@ -216,14 +246,27 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
     let mut updates = Vec::new();
     for detail in recovery.in_doubt {
         let id = detail.message.id;
-        let policy = detail
+        // The carrier it was last sent to, else the one it must go to; with no trace of
+        // either, it may have gone to any carrier of its route: the strictest of theirs.
+        let known = detail
             .parts
             .first()
-            .and_then(|p| carriers.iter().find(|c| c.name() == p.carrier))
-            .map_or(InDoubtPolicy::Resubmit, |c| c.options.in_doubt);
-        let sent_anything = !detail.parts.is_empty() || detail.message.attempts > 0;
+            .map(|p| p.carrier.as_str())
+            .or_else(|| detail.attempts.last().map(|a| a.attempt.carrier.as_str()))
+            .or(detail.message.carrier.as_deref())
+            .and_then(|name| carriers.iter().find(|c| c.name() == name));
+        let policy = match known {
+            Some(c) => c.options.in_doubt,
+            None => router
+                .candidates(&detail.message.to, 0)
+                .into_iter()
+                .filter_map(|i| carriers.get(i))
+                .map(|c| c.options.in_doubt)
+                .max_by_key(|p| strictness(*p))
+                .unwrap_or_default(),
+        };
         match policy {
-            InDoubtPolicy::Fail if sent_anything => updates.push(Update::Finish {
+            InDoubtPolicy::Fail => updates.push(Update::Finish {
                 id,
                 state: crate::store::FinalState::Failed,
                 reason: Reason::new(
@@ -231,17 +274,14 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
                     "the engine stopped while the submit was unanswered",
                 ),
             }),
-            InDoubtPolicy::WaitForReceipt { wait_secs } if sent_anything => {
-                updates.push(Update::ScheduleRetry {
-                    id,
-                    at: Timestamp::now().saturating_add(Duration::from_secs(wait_secs)),
-                    reason: Reason::new("in_doubt", "waiting for a receipt after a restart"),
-                })
-            }
-            _ => {
-                if sent_anything {
-                    updates.push(Update::InDoubtResubmit { id });
-                }
+            // The dispatcher counts the resubmit after the wait (the reason says in doubt).
+            InDoubtPolicy::WaitForReceipt { wait_secs } => updates.push(Update::ScheduleRetry {
+                id,
+                at: Timestamp::now().saturating_add(Duration::from_secs(wait_secs)),
+                reason: Reason::new("in_doubt", "waiting for a receipt after a restart"),
+            }),
+            InDoubtPolicy::Resubmit => {
+                updates.push(Update::InDoubtResubmit { id });
                 updates.push(Update::Release {
                     id,
                     at: Timestamp::now(),
@@ -249,10 +289,25 @@ async fn recover(store: &dyn Store, carriers: &[Arc<CarrierEntry>]) {
             }
         }
     }
+    if !updates.is_empty() {
+        tracing::warn!(
+            updates = updates.len(),
+            "messages were being submitted when the engine stopped: in doubt"
+        );
+    }
     for chunk in updates.chunks(crate::store::MAX_BATCH) {
         if let Err(e) = store.apply(chunk.to_vec()).await {
             tracing::error!(error = %e, "recovering in-doubt messages failed");
         }
+    }
+}
+
+/// How far an in-doubt policy goes to avoid a duplicate: fail, then wait, then resubmit.
+fn strictness(policy: InDoubtPolicy) -> u8 {
+    match policy {
+        InDoubtPolicy::Resubmit => 0,
+        InDoubtPolicy::WaitForReceipt { .. } => 1,
+        InDoubtPolicy::Fail => 2,
     }
 }
 

@@ -2,11 +2,14 @@
 //! receiving binds.
 //!
 //! Receipts are read TLV-first with the text as fallback, keyed by (carrier, canonical id),
-//! stored and correlated in one commit, and only then acknowledged (DESIGN promise 2). The
-//! parts' receipts are rolled up into the message: delivered when every part is (or the first
-//! part, for carriers that receipt only that one), failed when a part failed for good, and
-//! sent again when the failure is worth a retry. MO messages are reassembled, stored, and
-//! their keywords (STOP, START, ...) update the suppression list.
+//! stored and correlated in one commit, rolled up into their messages, and only then
+//! acknowledged (DESIGN promise 2): a stop anywhere before the answer makes the SMSC send them
+//! again. The parts' receipts are rolled up into the message: delivered when every part is (or
+//! the first part, for carriers that receipt only that one), failed when a part failed for
+//! good, and sent again when the failure is worth a retry. A message whose roll-up was lost
+//! anyway (a receipt matched as its part was recorded, then a stop) is rolled up from its
+//! stored receipts at its receipt deadline. MO messages are reassembled, stored, and their
+//! keywords (STOP, START, ...) update the suppression list.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,9 +28,11 @@ use crate::sms::{
     self, Accepted, Fragment, Reassembler, ReassemblyConfig, ReceiptStat, ReceiptTlvs,
 };
 use crate::store::{
-    FinalState, NewMo, NewReceipt, PartState, Reason, ReceiptMatch, ReceiptOutcome, Store,
-    SuppressionSource, Timestamp, Update,
+    AttemptOutcome, FinalState, Message, MessageDetail, MessageState, NewMo, NewReceipt,
+    PartReceiptState, PartState, Reason, ReceiptMatch, ReceiptOutcome, Store, SuppressionSource,
+    Timestamp, Update, UpdateOutcome,
 };
+use crate::webhook::Webhooks;
 
 /// MO keywords (`[mo]`): a message whose whole text is one of these (any case) opts the
 /// sender out or back in.
@@ -60,6 +65,7 @@ pub struct Inbound {
     carriers: HashMap<String, Arc<CarrierEntry>>,
     mo: MoConfig,
     reassembler: Reassembler,
+    webhooks: Option<Webhooks>,
 }
 
 /// The stat of a receipt as a final message state, for a part that failed for good.
@@ -72,8 +78,13 @@ fn failed_state(stat: &ReceiptStat) -> FinalState {
 }
 
 impl Inbound {
-    /// A handler for these carriers.
-    pub fn new(store: Arc<dyn Store>, carriers: &[Arc<CarrierEntry>], mo: MoConfig) -> Inbound {
+    /// A handler for these carriers; state changes the receipts cause go to `webhooks`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        carriers: &[Arc<CarrierEntry>],
+        mo: MoConfig,
+        webhooks: Option<Webhooks>,
+    ) -> Inbound {
         Inbound {
             store,
             carriers: carriers
@@ -82,6 +93,7 @@ impl Inbound {
                 .collect(),
             mo,
             reassembler: Reassembler::new(ReassemblyConfig::default()),
+            webhooks,
         }
     }
 
@@ -135,23 +147,36 @@ impl Inbound {
             .collect();
         match self.store.store_receipts(receipts).await {
             Ok(outcomes) => {
-                for responder in responders {
-                    let _ = responder.try_respond(CommandStatus::ESME_ROK);
-                }
+                let mut matched = Vec::new();
                 for ((carrier, stat), outcome) in stats.into_iter().zip(outcomes) {
                     let stat_label = stat.as_ref().map_or("none".to_owned(), |s| s.to_string());
                     metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.clone(), "stat" => stat_label).increment(1);
                     match outcome {
                         ReceiptOutcome::Matched(m) => {
                             metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.clone(), "result" => "matched").increment(1);
-                            if let Some(entry) = self.carriers.get(&carrier).cloned() {
-                                roll_up(&*self.store, &entry, &m).await;
+                            // A part of an earlier attempt matched while the message is being
+                            // sent again says nothing about the new attempt.
+                            if m.message_state == MessageState::Submitted
+                                && let Some(entry) = self.carriers.get(&carrier)
+                            {
+                                matched.push((entry.clone(), m));
                             }
                         }
                         ReceiptOutcome::Unmatched { .. } => {
                             metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => "unmatched").increment(1);
                         }
                     }
+                }
+                // Acknowledged once what they mean is recorded too: a stop between the two
+                // would otherwise leave a delivered message waiting for a receipt that the
+                // SMSC, answered already, never sends again. Not recorded: have them resent.
+                let status = if roll_up(&*self.store, self.webhooks.as_ref(), matched).await {
+                    CommandStatus::ESME_ROK
+                } else {
+                    CommandStatus::ESME_RX_T_APPN
+                };
+                for responder in responders {
+                    let _ = responder.try_respond(status);
                 }
             }
             Err(e) => {
@@ -296,112 +321,286 @@ fn stat_for_state(state: crate::pdu::MessageState) -> Option<ReceiptStat> {
     })
 }
 
-/// Rolls a matched receipt up into its message: delivered, failed, or sent again.
-pub async fn roll_up(store: &dyn Store, carrier: &CarrierEntry, m: &ReceiptMatch) {
-    if m.message_state.is_final() {
-        return;
-    }
+/// What the receipts so far mean for a message.
+enum Verdict {
+    /// Every part that speaks for the message was delivered.
+    Delivered,
+    /// A part failed: for good, or worth sending again.
+    Failed {
+        class: ReceiptClass,
+        stat: ReceiptStat,
+        err: Option<String>,
+    },
+}
+
+/// Reads the parts' receipts (pure). `None` while the message is still waiting: a part has no
+/// final receipt yet, or a part was never stored (a receipt matched while the other parts'
+/// responses were still being recorded).
+fn verdict(carrier: &CarrierEntry, m: &ReceiptMatch) -> Option<Verdict> {
     let policy = &carrier.options.retry;
-    let classify = |stat: &ReceiptStat, err: Option<&str>| {
-        policy.classify_receipt(stat, err, carrier.options.accepted_is_final)
-    };
     // The receipts that speak for the message: every part's, or the first part's only.
     let speaking: Vec<_> = match carrier.options.receipt_parts {
         ReceiptParts::Every => m.parts.iter().collect(),
         ReceiptParts::First => m.parts.iter().filter(|p| p.index == 0).collect(),
     };
-    let mut all_delivered = !speaking.is_empty();
-    let mut failure = None;
+    let complete = match carrier.options.receipt_parts {
+        ReceiptParts::Every => {
+            usize::from(m.parts_total) == m.parts.len()
+                && m.parts.iter().map(|p| p.index).eq(0..m.parts_total)
+        }
+        ReceiptParts::First => speaking.len() == 1,
+    };
+    let mut all_delivered = complete;
     for p in &speaking {
         let class = match &p.stat {
-            Some(stat) => classify(stat, p.err.as_deref()),
+            Some(stat) => {
+                policy.classify_receipt(stat, p.err.as_deref(), carrier.options.accepted_is_final)
+            }
             None => ReceiptClass::Pending,
         };
         match class {
             ReceiptClass::Delivered => {}
             ReceiptClass::Pending => all_delivered = false,
             ReceiptClass::Transient | ReceiptClass::Permanent => {
-                all_delivered = false;
-                if failure.is_none() {
-                    failure = Some((class, p.stat.clone(), p.err.clone()));
-                }
+                // One failed part decides for the whole message.
+                return Some(Verdict::Failed {
+                    class,
+                    stat: p.stat.clone().unwrap_or(ReceiptStat::Unknown),
+                    err: p.err.clone(),
+                });
             }
         }
         if p.state == PartState::Rejected {
             all_delivered = false;
         }
     }
-    let update = if all_delivered {
-        Update::Finish {
-            id: m.message_id,
-            state: FinalState::Delivered,
-            reason: Reason::new("DELIVRD", "the carrier reported delivery"),
-        }
-    } else if let Some((class, stat, err)) = failure {
-        let stat = stat.unwrap_or(ReceiptStat::Unknown);
-        let text = format!(
-            "the carrier reported {stat}{}",
-            err.as_deref()
-                .map(|e| format!(" (err {e})"))
-                .unwrap_or_default()
-        );
-        let retry_allowed = class == ReceiptClass::Transient
-            && match store.get(m.message_id).await {
-                Ok(Some(detail)) => detail.message.attempts <= policy.max_receipt_retries,
-                _ => false,
-            };
-        if retry_allowed {
-            metrics::counter!(crate::metrics::RETRIES, "reason" => "receipt").increment(1);
-            Update::ScheduleRetry {
-                id: m.message_id,
-                at: Timestamp::now()
-                    .saturating_add(policy.backoff(1, Timestamp::now().as_millis() as u64)),
-                reason: Reason::new(stat.to_string(), format!("{text}; sending again")),
-            }
-        } else {
-            Update::Finish {
-                id: m.message_id,
-                state: failed_state(&stat),
-                reason: Reason::new(stat.to_string(), text),
-            }
-        }
-    } else {
-        return;
-    };
-    if let Err(e) = store.apply(vec![update]).await {
-        tracing::error!(error = %e, "rolling up a receipt failed");
-    }
+    all_delivered.then_some(Verdict::Delivered)
 }
 
-/// How often overdue receipts are looked for.
+/// What a message's receipts make of it, given the message as stored: the webhook status
+/// and the update, or `None` while it still waits for receipts.
+fn decide(
+    carrier: &CarrierEntry,
+    m: &ReceiptMatch,
+    detail: &MessageDetail,
+) -> Option<(&'static str, Update)> {
+    let policy = &carrier.options.retry;
+    Some(match verdict(carrier, m)? {
+        Verdict::Delivered => (
+            "delivered",
+            Update::Finish {
+                id: m.message_id,
+                state: FinalState::Delivered,
+                reason: Reason::new("DELIVRD", "the carrier reported delivery"),
+            },
+        ),
+        Verdict::Failed { class, stat, err } => {
+            let text = format!(
+                "the carrier reported {stat}{}",
+                err.as_deref()
+                    .map(|e| format!(" (err {e})"))
+                    .unwrap_or_default()
+            );
+            // Every round of receipts follows one attempt whose parts were all accepted:
+            // their number is the rounds so far, this one included.
+            let rounds = detail
+                .attempts
+                .iter()
+                .filter(|a| a.attempt.outcome == AttemptOutcome::Accepted)
+                .count();
+            let retry = class == ReceiptClass::Transient
+                && rounds <= policy.max_receipt_retries as usize
+                && Timestamp::now() < detail.message.expires_at;
+            if retry {
+                metrics::counter!(crate::metrics::RETRIES, "reason" => "receipt").increment(1);
+                let draw = Timestamp::now().as_millis() as u64;
+                (
+                    "retrying",
+                    Update::ScheduleRetry {
+                        id: m.message_id,
+                        at: Timestamp::now().saturating_add(policy.backoff(1, draw)),
+                        reason: Reason::new(stat.to_string(), format!("{text}; sending again")),
+                    },
+                )
+            } else {
+                let state = failed_state(&stat);
+                (
+                    final_name(state),
+                    Update::Finish {
+                        id: m.message_id,
+                        state,
+                        reason: Reason::new(stat.to_string(), text),
+                    },
+                )
+            }
+        }
+    })
+}
+
+/// Rolls matched receipts up into their messages: delivered, failed, or sent again. Each
+/// message is decided once, on its latest match (the one that saw the most parts), all
+/// outcomes are recorded in one commit, and each change that took is reported to the
+/// message's webhook.
+///
+/// `matches` pairs each match with the carrier whose receipt (or response) it came from;
+/// matches of messages already final, or not `submitted`/`submitting`, are skipped. Returns
+/// false when something could not be read or recorded (the receipts should come again).
+pub async fn roll_up(
+    store: &dyn Store,
+    webhooks: Option<&Webhooks>,
+    matches: Vec<(Arc<CarrierEntry>, ReceiptMatch)>,
+) -> bool {
+    // The last match of a message is its latest view of the parts.
+    let mut latest: Vec<(Arc<CarrierEntry>, ReceiptMatch)> = Vec::new();
+    for (carrier, m) in matches {
+        match latest
+            .iter_mut()
+            .find(|(_, l)| l.message_id == m.message_id)
+        {
+            Some(slot) => *slot = (carrier, m),
+            None => latest.push((carrier, m)),
+        }
+    }
+    let mut complete = true;
+    let mut changes = Vec::new();
+    for (carrier, m) in latest {
+        if !matches!(
+            m.message_state,
+            MessageState::Submitted | MessageState::Submitting
+        ) || verdict(&carrier, &m).is_none()
+        {
+            continue;
+        }
+        // The message itself: its webhook URL, and how often it went out already.
+        let detail = match store.get(m.message_id).await {
+            Ok(Some(detail)) => detail,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a message to roll up its receipts failed");
+                complete = false;
+                continue;
+            }
+        };
+        if let Some(change) = decide(&carrier, &m, &detail) {
+            changes.push((detail.message, change));
+        }
+    }
+    apply_and_notify(store, webhooks, changes).await && complete
+}
+
+/// Records the changes in commits of at most [`MAX_BATCH`](crate::store::MAX_BATCH), then
+/// reports each that took to its message's webhook (after the commit, so a producer never
+/// hears of a state the API does not show yet). False if a commit failed.
+async fn apply_and_notify(
+    store: &dyn Store,
+    webhooks: Option<&Webhooks>,
+    changes: Vec<(Message, (&'static str, Update))>,
+) -> bool {
+    let mut recorded = true;
+    for chunk in changes.chunks(crate::store::MAX_BATCH) {
+        let updates: Vec<Update> = chunk.iter().map(|(_, (_, u))| u.clone()).collect();
+        let outcomes = match store.apply(updates).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "recording receipt outcomes failed");
+                recorded = false;
+                continue;
+            }
+        };
+        let Some(webhooks) = webhooks else {
+            continue;
+        };
+        for ((message, (status, update)), outcome) in chunk.iter().zip(outcomes) {
+            if outcome != UpdateOutcome::Applied {
+                continue;
+            }
+            let reason = match update {
+                Update::Finish { reason, .. } | Update::ScheduleRetry { reason, .. } => {
+                    Some(reason)
+                }
+                _ => None,
+            };
+            webhooks.message_changed(message, status, reason);
+        }
+    }
+    recorded
+}
+
+/// The API's name of a final state.
+pub fn final_name(state: FinalState) -> &'static str {
+    MessageState::from(state).as_str()
+}
+
+/// How often overdue receipts are looked for, unless `[dispatch] receipt_scan_ms` says
+/// otherwise.
 pub const RECEIPT_TIMEOUT_SCAN: Duration = Duration::from_secs(5);
 
-/// Finishes as `unknown` every submitted message whose receipt deadline passed.
-pub async fn expire_overdue(store: Arc<dyn Store>, cancel: CancellationToken) {
+/// Finishes as `unknown` every submitted message whose receipt deadline passed, looking every
+/// `every`; each is reported to its webhook.
+///
+/// A message whose parts do have their final receipts is rolled up instead: its roll-up was
+/// lost (the engine stopped between matching the last receipt and recording what it meant),
+/// and the receipts still say how it ended.
+pub async fn expire_overdue(
+    store: Arc<dyn Store>,
+    carriers: Vec<Arc<CarrierEntry>>,
+    webhooks: Option<Webhooks>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(RECEIPT_TIMEOUT_SCAN) => {}
+            () = tokio::time::sleep(every) => {}
         }
         let Ok(ids) = store.receipt_overdue(crate::store::MAX_BATCH).await else {
             continue;
         };
-        if ids.is_empty() {
-            continue;
+        let mut changes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let detail = match store.get(id).await {
+                Ok(Some(detail)) => detail,
+                _ => continue,
+            };
+            let decided = detail
+                .parts
+                .first()
+                .and_then(|p| carriers.iter().find(|c| c.name() == p.carrier))
+                .and_then(|carrier| decide(carrier, &stored_match(&detail), &detail));
+            let change = decided.unwrap_or((
+                "unknown",
+                Update::Finish {
+                    id,
+                    state: FinalState::Unknown,
+                    reason: Reason::new(
+                        "no_receipt",
+                        "no delivery receipt came within the receipt timeout",
+                    ),
+                },
+            ));
+            changes.push((detail.message, change));
         }
-        let updates = ids
-            .into_iter()
-            .map(|id| Update::Finish {
-                id,
-                state: FinalState::Unknown,
-                reason: Reason::new(
-                    "no_receipt",
-                    "no delivery receipt came within the receipt timeout",
-                ),
+        apply_and_notify(&*store, webhooks.as_ref(), changes).await;
+    }
+}
+
+/// The receipt position of a stored message, as a receipt match would give it.
+pub fn stored_match(detail: &MessageDetail) -> ReceiptMatch {
+    ReceiptMatch {
+        receipt_id: 0,
+        message_id: detail.message.id,
+        part: 0,
+        message_state: detail.message.state,
+        parts_total: detail.message.parts,
+        parts: detail
+            .parts
+            .iter()
+            .map(|p| PartReceiptState {
+                index: p.index,
+                state: p.state,
+                stat: p.receipt_stat.clone(),
+                err: p.receipt_err.clone(),
             })
-            .collect();
-        if let Err(e) = store.apply(updates).await {
-            tracing::error!(error = %e, "finishing overdue messages failed");
-        }
+            .collect(),
     }
 }

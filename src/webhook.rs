@@ -132,6 +132,32 @@ impl Webhooks {
             .or_else(|| self.default_url.as_deref().map(str::to_owned))
     }
 
+    /// Queues the callback for a message's new state, if the message has a URL (its own or
+    /// the default). Never waits; a full queue is counted and the callback dropped.
+    pub fn message_changed(
+        &self,
+        message: &crate::store::Message,
+        status: &str,
+        reason: Option<&crate::store::Reason>,
+    ) {
+        let Some(url) = self.url_for(message.callback_url.as_deref()) else {
+            return;
+        };
+        let body = serde_json::json!({
+            "id": message.id.to_string(),
+            "status": status,
+            "reason": reason.map(|r| serde_json::json!({"code": r.code, "message": r.text})),
+            "to": message.to,
+            "parts": message.parts,
+            "at": crate::api::views::rfc3339(crate::store::Timestamp::now()),
+        });
+        let _ = self.notify(WebhookEvent {
+            message_id: message.id.to_string(),
+            url,
+            body: body.to_string().into(),
+        });
+    }
+
     /// Queues a callback. Never waits.
     pub fn notify(&self, event: WebhookEvent) -> Result<(), QueueFull> {
         self.tx.try_send(event).map_err(|_| {

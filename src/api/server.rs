@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -197,6 +198,26 @@ fn authorize(state: &ApiState, headers: &HeaderMap, need: Scope) -> Result<Strin
     Ok(key.name.clone())
 }
 
+/// The request body, or why it could not be read: 413 `body_too_large` over
+/// `api.max_body_bytes`.
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                413,
+                "body_too_large",
+                "the request body is larger than the API takes (api.max_body_bytes)",
+            )
+        } else {
+            ApiError::bad_request(
+                "invalid_request",
+                "",
+                format!("the body could not be read: {}", e.body_text()),
+            )
+        }
+    })
+}
+
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -226,15 +247,35 @@ fn new_message(m: ValidMessage, producer: &str) -> NewMessage {
     }
 }
 
-fn accepted_json(outcome: &AcceptOutcome, m: &NewMessage) -> Result<Value, ApiError> {
+/// The answer for one accepted message. A duplicate is answered with the original message as
+/// stored (its status now, its parts and encoding), not with what the repeat asked for.
+async fn accepted_json(
+    store: &dyn Store,
+    outcome: &AcceptOutcome,
+    m: &NewMessage,
+) -> Result<Value, ApiError> {
     match outcome {
-        AcceptOutcome::Inserted(id) | AcceptOutcome::Duplicate(id) => Ok(json!({
+        AcceptOutcome::Inserted(id) => Ok(json!({
             "id": id.to_string(),
             "status": "accepted",
             "parts": m.parts,
             "encoding": super::encoding_name(m.encoding),
-            "duplicate": matches!(outcome, AcceptOutcome::Duplicate(_)),
+            "duplicate": false,
         })),
+        AcceptOutcome::Duplicate(id) => {
+            let original = match store.get(*id).await {
+                Ok(Some(detail)) => Some(detail.message),
+                // Unreadable just now: the id is what matters.
+                _ => None,
+            };
+            Ok(json!({
+                "id": id.to_string(),
+                "status": original.as_ref().map_or("accepted", |o| o.state.as_str()),
+                "parts": original.as_ref().map_or(m.parts, |o| o.parts),
+                "encoding": super::encoding_name(original.as_ref().map_or(m.encoding, |o| o.encoding)),
+                "duplicate": true,
+            }))
+        }
         AcceptOutcome::Suppressed(s) => Err(suppressed(s)),
     }
 }
@@ -276,9 +317,10 @@ async fn readyz(State(state): State<Shared>) -> Response {
 async fn submit(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
+    let body = read_body(body)?;
     let valid = validate::message(&parse_json(&body)?, &state.limits)?;
     let message = new_message(valid, &producer);
     let outcomes = state
@@ -289,7 +331,7 @@ async fn submit(
     let outcome = outcomes
         .first()
         .ok_or_else(|| ApiError::new(500, "internal", "the store answered nothing"))?;
-    let body = accepted_json(outcome, &message)?;
+    let body = accepted_json(&*state.store, outcome, &message).await?;
     if matches!(outcome, AcceptOutcome::Inserted(_)) {
         metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
         state.wake.notify_one();
@@ -300,10 +342,10 @@ async fn submit(
 async fn submit_batch(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
-    let value = parse_json(&body)?;
+    let value = parse_json(&read_body(body)?)?;
     let Some(items) = value.get("messages").and_then(Value::as_array) else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -339,7 +381,7 @@ async fn submit_batch(
             .map_err(store_error)?;
         let mut woke = false;
         for ((i, message), outcome) in positions.iter().zip(&valid).zip(&outcomes) {
-            results[*i] = Some(match accepted_json(outcome, message) {
+            results[*i] = Some(match accepted_json(&*state.store, outcome, message).await {
                 Ok(mut v) => {
                     if let Value::Object(map) = &mut v {
                         map.insert("index".into(), json!(i));
@@ -487,11 +529,11 @@ async fn feedback(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Send)?;
     let id = message_id(&id)?;
-    let value = parse_json(&body)?;
+    let value = parse_json(&read_body(body)?)?;
     match value.get("status").and_then(Value::as_str) {
         Some("delivered") => {}
         _ => {
@@ -540,10 +582,11 @@ async fn put_suppression(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(number): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
     let number = validate::destination(&number)?;
+    let body = read_body(body)?;
     let reason = if body.is_empty() {
         "added through the API".to_owned()
     } else {

@@ -6,14 +6,14 @@
 //! message back untouched (no attempt is spent); a transient error backs off and moves to the
 //! next carrier; a permanent one fails the message with the status as reason; a missing
 //! response follows the carrier's in-doubt policy, and every resubmit of an in-doubt message
-//! is counted on it (DESIGN promise 4).
+//! is counted on it (DESIGN promise 4). Under `wait_for_receipt`, late responses are recorded
+//! on their parts, and a message whose parts all turn out accepted is not sent again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,9 +33,9 @@ use crate::sms::{
 };
 use crate::store::{
     AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, Message, MessageId, NewAttempt,
-    Reason, Store, Timestamp, Update,
+    Reason, Store, Timestamp, Update, UpdateOutcome,
 };
-use crate::webhook::{WebhookEvent, Webhooks};
+use crate::webhook::Webhooks;
 
 /// How a carrier writes its message ids, as configured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -157,6 +157,9 @@ pub struct DispatchConfig {
     pub max_in_flight: usize,
     /// How often to look for ready messages when nothing wakes the loop, ms. Default 200.
     pub poll_interval_ms: u64,
+    /// How often submitted messages past their receipt timeout are looked for (and finished
+    /// as `unknown`), ms. Default 5 000.
+    pub receipt_scan_ms: u64,
 }
 
 impl Default for DispatchConfig {
@@ -165,9 +168,29 @@ impl Default for DispatchConfig {
             claim_batch: 256,
             max_in_flight: 20_000,
             poll_interval_ms: 200,
+            receipt_scan_ms: crate::receipts::RECEIPT_TIMEOUT_SCAN.as_millis() as u64,
         }
     }
 }
+
+/// A submission whose parts were not all answered in time, kept so that a late response can
+/// still record what the SMSC did with a part (for carriers whose in-doubt policy waits).
+#[derive(Clone, Debug)]
+struct Unanswered {
+    id: MessageId,
+    carrier: usize,
+    bind: String,
+    since: Instant,
+    /// When the message's wait ends and it is sent again: later responses are not recorded,
+    /// they would overwrite the parts of the new attempt.
+    until: Instant,
+}
+
+/// Unanswered submissions kept at most; beyond it, late responses go unrecorded (the message
+/// is resubmitted after its wait, and the resubmit counted).
+const MAX_UNANSWERED: usize = 100_000;
+/// How long an unanswered submission is kept for a late response.
+const UNANSWERED_FOR: Duration = Duration::from_secs(3600);
 
 /// The dispatcher: shared by the loop and the message tasks.
 pub struct Dispatcher {
@@ -180,6 +203,7 @@ pub struct Dispatcher {
     config: DispatchConfig,
     draws: Mutex<u64>,
     references: std::sync::atomic::AtomicU64,
+    unanswered: Mutex<HashMap<u64, Unanswered>>,
 }
 
 fn now_ts() -> Timestamp {
@@ -222,6 +246,7 @@ impl Dispatcher {
             config,
             draws: Mutex::new(seed | 1),
             references: std::sync::atomic::AtomicU64::new(1),
+            unanswered: Mutex::new(HashMap::new()),
         }
     }
 
@@ -288,36 +313,27 @@ impl Dispatcher {
         }
     }
 
+    /// Reports a state change to the message's webhook. Called before the change is
+    /// committed, so it is queued ahead of anything a receipt can cause afterwards: a
+    /// producer sees `submitted` before `delivered`.
     fn notify(&self, message: &Message, status: &str, reason: Option<&Reason>) {
-        let Some(webhooks) = &self.webhooks else {
-            return;
-        };
-        let Some(url) = webhooks.url_for(message.callback_url.as_deref()) else {
-            return;
-        };
-        let body = json!({
-            "id": message.id.to_string(),
-            "status": status,
-            "reason": reason.map(|r| json!({"code": r.code, "message": r.text})),
-            "to": message.to,
-            "parts": message.parts,
-            "at": crate::api::views::rfc3339(now_ts()),
-        });
-        let _ = webhooks.notify(WebhookEvent {
-            message_id: message.id.to_string(),
-            url,
-            body: body.to_string().into(),
-        });
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.message_changed(message, status, reason);
+        }
     }
 
-    async fn apply(&self, updates: Vec<Update>) {
-        if let Err(e) = self.store.apply(updates).await {
-            tracing::error!(error = %e, "recording an outcome failed");
+    async fn apply(&self, updates: Vec<Update>) -> Vec<UpdateOutcome> {
+        match self.store.apply(updates).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "recording an outcome failed");
+                Vec::new()
+            }
         }
     }
 
     async fn finish(&self, message: &Message, state: FinalState, reason: Reason) {
-        self.notify(message, final_name(state), Some(&reason));
+        self.notify(message, crate::receipts::final_name(state), Some(&reason));
         self.apply(vec![Update::Finish {
             id: message.id,
             state,
@@ -345,6 +361,9 @@ impl Dispatcher {
 
     /// Handles one claimed message through one attempt.
     pub async fn handle(&self, message: Message) {
+        if self.settled_while_waiting(&message).await {
+            return;
+        }
         let now = now_ts();
         if now >= message.expires_at {
             return self
@@ -365,13 +384,7 @@ impl Dispatcher {
                 )
                 .await;
         }
-        // After a transient failure the message moves on to the next carrier: start from
-        // the one after the last carrier tried, by attempt count.
-        let rotate = if message.attempts > 0 {
-            message.attempts as usize % candidates.len()
-        } else {
-            0
-        };
+        let rotate = self.first_candidate(&message, &candidates).await;
         let mut order: Vec<usize> = candidates
             .iter()
             .cycle()
@@ -414,6 +427,31 @@ impl Dispatcher {
             return self.release(&message, Duration::from_millis(500)).await;
         };
         self.record(message, chosen, attempt).await;
+    }
+
+    /// Where in `candidates` this attempt starts. After a throttled attempt, at the carrier
+    /// that throttled: throttling asks for patience, and the message waits for the same
+    /// carrier (DESIGN, default error classification). Otherwise one carrier further along
+    /// per attempt made, so a transient failure moves the message on to the next carrier.
+    async fn first_candidate(&self, message: &Message, candidates: &[usize]) -> usize {
+        if message.attempts == 0 || candidates.is_empty() {
+            return 0;
+        }
+        let throttled = message
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.code == "throttled");
+        if throttled
+            && candidates.len() > 1
+            && let Ok(Some(detail)) = self.store.get(message.id).await
+            && let Some(last) = detail.attempts.last()
+            && let Some(at) = candidates
+                .iter()
+                .position(|&i| self.carriers[i].name() == last.attempt.carrier)
+        {
+            return at;
+        }
+        message.attempts as usize % candidates.len()
     }
 
     /// Segments and submits the message on carrier `i`.
@@ -498,6 +536,28 @@ impl Dispatcher {
             Err(_) => return Err(Failure::Failover),
         };
         let outcome = submission.await;
+        if let InDoubtPolicy::WaitForReceipt { wait_secs } = carrier.options.in_doubt
+            && outcome
+                .parts
+                .iter()
+                .any(|p| matches!(p, PartOutcome::TimedOut { .. }))
+        {
+            let now = Instant::now();
+            self.remember_unanswered(
+                token,
+                Unanswered {
+                    id: message.id,
+                    carrier: i,
+                    bind: carrier
+                        .pool
+                        .bind_name(outcome.bind)
+                        .unwrap_or("?")
+                        .to_owned(),
+                    since: now,
+                    until: now + Duration::from_secs(wait_secs),
+                },
+            );
+        }
         Ok(Attempted {
             bind: carrier
                 .pool
@@ -507,6 +567,123 @@ impl Dispatcher {
             parts: outcome.parts,
             started_at,
         })
+    }
+
+    fn remember_unanswered(&self, token: u64, unanswered: Unanswered) {
+        let Ok(mut map) = self.unanswered.lock() else {
+            return;
+        };
+        if map.len() >= MAX_UNANSWERED {
+            let now = Instant::now();
+            map.retain(|_, u| now.duration_since(u.since) < UNANSWERED_FOR);
+        }
+        if map.len() < MAX_UNANSWERED {
+            map.insert(token, unanswered);
+        }
+    }
+
+    /// A response that came after its part was reported in doubt (`reference` is the token
+    /// the message was submitted with): records what the SMSC did with the part, so that a
+    /// message waiting to settle its doubt need not be sent again (DESIGN promise 4).
+    pub async fn late_response(&self, reference: u64, part: usize, outcome: PartOutcome) {
+        let found = match self.unanswered.lock() {
+            Ok(map) => map.get(&reference).cloned(),
+            Err(_) => None,
+        };
+        let Some(u) = found.filter(|u| Instant::now() < u.until) else {
+            return;
+        };
+        let carrier = &self.carriers[u.carrier];
+        let Ok(part) = u16::try_from(part) else {
+            return;
+        };
+        let update = match outcome {
+            PartOutcome::Accepted { message_id, .. } => {
+                let raw = message_id.to_string();
+                Update::PartSubmitted {
+                    id: u.id,
+                    part,
+                    carrier: carrier.name().to_owned(),
+                    bind: u.bind,
+                    key: carrier.normalizer.submit_resp_key(&raw),
+                    carrier_message_id: raw,
+                }
+            }
+            PartOutcome::Rejected { status, .. } | PartOutcome::Throttled { status, .. } => {
+                Update::PartRejected {
+                    id: u.id,
+                    part,
+                    carrier: carrier.name().to_owned(),
+                    bind: u.bind,
+                    status,
+                }
+            }
+            _ => return,
+        };
+        self.apply(vec![update]).await;
+    }
+
+    /// A message that waited to settle a doubt and whose late responses all came, accepted,
+    /// meanwhile: it is submitted after all, and is not sent again. The store needs an attempt
+    /// to move it to `submitted`; the one recorded says that nothing new was sent.
+    async fn settled_while_waiting(&self, message: &Message) -> bool {
+        if message.attempts == 0 || message.reason.as_ref().is_none_or(|r| r.code != "in_doubt") {
+            return false;
+        }
+        let Ok(Some(detail)) = self.store.get(message.id).await else {
+            return false;
+        };
+        let Some(last) = detail.attempts.last() else {
+            return false;
+        };
+        let Some(carrier) = self.carrier(&last.attempt.carrier).cloned() else {
+            return false;
+        };
+        let settled = last.attempt.outcome == StoredOutcome::NoResponse
+            && detail
+                .parts
+                .iter()
+                .filter(|p| {
+                    p.carrier == last.attempt.carrier
+                        && p.state != crate::store::PartState::Rejected
+                        && p.submitted_at >= Some(last.attempt.started_at)
+                })
+                .count()
+                == usize::from(message.parts);
+        if !settled {
+            return false;
+        }
+        self.notify(message, "submitted", None);
+        let now = now_ts();
+        self.apply(vec![Update::AttemptFinished {
+            id: message.id,
+            attempt: NewAttempt {
+                carrier: last.attempt.carrier.clone(),
+                bind: last.attempt.bind.clone(),
+                parts: message.parts,
+                command_status: Some(CommandStatus::ESME_ROK),
+                outcome: StoredOutcome::Accepted,
+                detail: Some(format!(
+                    "nothing sent: the late responses to attempt {} settled the doubt",
+                    last.number
+                )),
+                started_at: now,
+                ended_at: now,
+            },
+            next: AfterAttempt::Submitted {
+                receipt_deadline: at(Duration::from_secs(carrier.options.receipt_timeout_secs)),
+            },
+        }])
+        .await;
+        // Receipts may have come while it waited.
+        let stored = crate::receipts::stored_match(&detail);
+        crate::receipts::roll_up(
+            &*self.store,
+            self.webhooks.as_ref(),
+            vec![(carrier, stored)],
+        )
+        .await;
+        true
     }
 
     /// Records the attempt's outcome and what follows it.
@@ -541,7 +718,28 @@ impl Dispatcher {
                 _ => {}
             }
         }
-        let (outcome, status, stored, detail) = summarize(&attempt.parts);
+        let (outcome, status, stored, mut detail) = summarize(&attempt.parts);
+        // A message that waited to settle a doubt (or came back in doubt from a restart)
+        // and is sent again now: the SMSC may have the first copy (DESIGN promise 4).
+        let resubmitting_doubt = message
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.code == "in_doubt");
+        if resubmitting_doubt {
+            updates.push(Update::InDoubtResubmit { id: message.id });
+            metrics::counter!(crate::metrics::IN_DOUBT_RESUBMITS, "carrier" => name.clone())
+                .increment(1);
+        }
+        // Every attempt after the first says what it retries.
+        if message.attempts > 0
+            && let Some(previous) = &message.reason
+        {
+            let retry = format!("retry after {}: {}", previous.code, previous.text);
+            detail = Some(match detail {
+                Some(d) => format!("{d}; {retry}"),
+                None => retry,
+            });
+        }
         let attempts_made = message.attempts + 1;
         let decision = carrier.options.retry.after_attempt(
             outcome,
@@ -570,6 +768,7 @@ impl Dispatcher {
             }
             Decision::Requeue { delay } => {
                 // Throttled: give it back without spending the attempt, on any part state.
+                metrics::counter!(crate::metrics::RETRIES, "reason" => "throttled").increment(1);
                 let reason = Reason::new("throttled", format!("{name} is throttling"));
                 (
                     AfterAttempt::Retry {
@@ -587,6 +786,8 @@ impl Dispatcher {
                     updates.push(Update::InDoubtResubmit { id: message.id });
                     metrics::counter!(crate::metrics::IN_DOUBT_RESUBMITS, "carrier" => name.clone()).increment(1);
                 }
+                let why = if in_doubt { "in_doubt" } else { "transient" };
+                metrics::counter!(crate::metrics::RETRIES, "reason" => why).increment(1);
                 let reason = match status {
                     Some(s) => Reason::from_status(s, format!("{name} answered {s}")),
                     None => Reason::new(stored.as_str(), detail.clone().unwrap_or_default()),
@@ -601,6 +802,7 @@ impl Dispatcher {
                 )
             }
             Decision::AwaitSettlement { wait } => {
+                metrics::counter!(crate::metrics::RETRIES, "reason" => "in_doubt").increment(1);
                 let reason = Reason::new("in_doubt", "waiting for a receipt or a late response");
                 (
                     AfterAttempt::Retry {
@@ -651,7 +853,19 @@ impl Dispatcher {
             next,
         });
         self.notify(&message, webhook_status, reason.as_ref());
-        self.apply(updates).await;
+        let outcomes = self.apply(updates).await;
+        // Receipts that came before their submit_sm_resp were matched as the parts were
+        // recorded: roll them up now that the message is submitted.
+        let matched: Vec<_> = outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                UpdateOutcome::ReceiptMatched(m) => Some((carrier.clone(), m)),
+                _ => None,
+            })
+            .collect();
+        if webhook_status == "submitted" && !matched.is_empty() {
+            crate::receipts::roll_up(&*self.store, self.webhooks.as_ref(), matched).await;
+        }
     }
 }
 
@@ -745,16 +959,6 @@ fn summarize(
         StoredOutcome::Accepted,
         None,
     )
-}
-
-fn final_name(state: FinalState) -> &'static str {
-    match state {
-        FinalState::Delivered => "delivered",
-        FinalState::Failed => "failed",
-        FinalState::Expired => "expired",
-        FinalState::Rejected => "rejected",
-        FinalState::Unknown => "unknown",
-    }
 }
 
 /// A phone number for logs: country code and last two digits (`44******23`).

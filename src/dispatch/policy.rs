@@ -16,7 +16,9 @@ pub enum InDoubtPolicy {
     /// Submit it again (counted as an in-doubt resubmit): the handset may get it twice.
     #[default]
     Resubmit,
-    /// Wait this long for a receipt (or a late response) to settle it, then resubmit.
+    /// Wait this long for late responses to settle it (then receipts can match the parts
+    /// too: a receipt names the carrier's id, which only the response gives), then resubmit,
+    /// counted, whatever part is still unanswered.
     WaitForReceipt {
         /// How long, in seconds.
         wait_secs: u64,
