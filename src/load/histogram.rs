@@ -108,12 +108,15 @@ impl Histogram {
     }
 
     /// The value at quantile `q` (0.0..=1.0): the middle of its bucket, never above the
-    /// maximum nor below the minimum. 0 when empty.
+    /// maximum nor below the minimum; the top rank is the maximum itself. 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).clamp(1, self.count);
+        if rank == self.count {
+            return self.max;
+        }
         let mut seen = 0u64;
         for (b, &n) in self.counts.iter().enumerate() {
             seen += n;
