@@ -341,9 +341,43 @@ async fn send_loop(shared: Arc<Shared>, mut connection: Option<client::Connectio
     tally
 }
 
+/// What the sending phase left: the summary so far (no final states yet) and the sample of
+/// accepted ids to follow.
+pub struct Sent {
+    summary: Summary,
+    sample: Vec<String>,
+    endpoint: Endpoint,
+    parallel: usize,
+}
+
+impl Sent {
+    /// The summary of the sending phase.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Follows the sample until every message in it is final or `settle` has passed (one
+    /// look at least), and completes the summary. May run on another runtime than the
+    /// sending did.
+    pub async fn follow(self, settle: Duration) -> Summary {
+        let mut summary = self.summary;
+        if !self.sample.is_empty() {
+            summary.final_states =
+                Some(follow::follow(&self.endpoint, self.sample, settle, self.parallel).await);
+        }
+        summary
+    }
+}
+
 /// Runs a load: sends, then follows the sample to its final states. Spawns its tasks on the
 /// current tokio runtime (one thread is enough).
 pub async fn run(options: LoadOptions) -> Result<Summary, LoadError> {
+    let settle = options.settle;
+    Ok(send(&options).await?.follow(settle).await)
+}
+
+/// The sending phase alone: returns once every request was answered (or failed).
+pub async fn send(options: &LoadOptions) -> Result<Sent, LoadError> {
     options.validate()?;
     let endpoint = Endpoint::new(
         options.target.clone(),
@@ -402,22 +436,9 @@ pub async fn run(options: LoadOptions) -> Result<Summary, LoadError> {
         Ok(mut s) => std::mem::take(&mut s.ids),
         Err(_) => Vec::new(),
     };
-    let final_states = if options.track > 0 && !sample.is_empty() {
-        Some(
-            follow::follow(
-                &endpoint,
-                sample,
-                options.settle,
-                options.concurrency.clamp(1, 16),
-            )
-            .await,
-        )
-    } else {
-        None
-    };
     let rejected = tally.rejected.values().sum();
     let errors = tally.errors.values().sum();
-    Ok(Summary {
+    let summary = Summary {
         target: options.target.to_string(),
         batch: options.batch,
         concurrency: options.concurrency,
@@ -440,8 +461,14 @@ pub async fn run(options: LoadOptions) -> Result<Summary, LoadError> {
         sent_per_sec: tally.sent as f64 / secs,
         accepted_per_sec: tally.accepted as f64 / secs,
         accept_latency_ms: tally.latency.percentiles_ms(),
-        final_states,
+        final_states: None,
         cpu_secs,
+    };
+    Ok(Sent {
+        summary,
+        sample,
+        endpoint,
+        parallel: options.concurrency.clamp(1, 16),
     })
 }
 

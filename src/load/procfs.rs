@@ -29,6 +29,14 @@ pub fn process_cpu() -> Duration {
         .map_or(Duration::ZERO, |(_, d)| d)
 }
 
+/// CPU time (user + system) of the calling thread so far.
+pub fn current_thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|s| stat_cpu(&s))
+        .map_or(Duration::ZERO, |(_, d)| d)
+}
+
 /// CPU time of this process's threads, grouped by the first of `prefixes` each thread's
 /// name starts with; threads matching none are added to the last slot (index
 /// `prefixes.len()`). Threads that ended are not counted.
