@@ -5,7 +5,12 @@
 //! cargo bench --bench pipeline              # the real scenarios (~10 s of sending each)
 //! cargo bench --bench pipeline -- --quick   # seconds; `cargo test` runs it this way (CI)
 //! PIPELINE_CASES=batch,single PIPELINE_SECS=20 cargo bench --bench pipeline
+//! PIPELINE_CASES=batch PIPELINE_RATE=5000 PIPELINE_SYNC=normal cargo bench --bench pipeline
 //! ```
+//!
+//! `PIPELINE_RATE` paces the scenarios that otherwise send as fast as they can (to find the
+//! highest rate that still drains), `PIPELINE_SYNC` sets `[store] synchronous` (default
+//! `full`).
 //!
 //! Scenarios (each bounded: sending for a fixed time, at most a fixed count in quick mode,
 //! then at most a drain cap for the pipeline to finish):
@@ -20,7 +25,7 @@
 //! pipeline per second (accepted until every part was submitted, receipted and its receipt
 //! acknowledged, as smsc-sim counts it); accept latency per request; accept-to-final latency
 //! of a sample of 2 000 (the engine's created_at to updated_at); CPU per message of the
-//! engine's threads (everything but the simulator's and the load generator's), of the
+//! engine (the process's CPU time less the simulator's threads and the load thread), of the
 //! simulator and of the load generator, from /proc; and peak RSS (VmHWM, reset before each
 //! scenario) of the whole process. The load generator runs on one thread of its own; the
 //! engine has two worker threads, the simulator one, all on the machine's cores.
@@ -54,6 +59,9 @@ struct Settings {
     drain_cap: Duration,
     synchronous: String,
     only: Option<Vec<String>>,
+    /// A rate (messages per second) for the scenarios that otherwise send as fast as they
+    /// can: the sustained rate is the highest that still drains.
+    rate: Option<f64>,
 }
 
 impl Settings {
@@ -71,8 +79,11 @@ impl Settings {
             quick,
             secs,
             max_count: quick.then_some(2_000),
-            drain_cap: Duration::from_secs(if quick { 30 } else { 120 }),
+            drain_cap: Duration::from_secs(if quick { 30 } else { 60 }),
             synchronous: std::env::var("PIPELINE_SYNC").unwrap_or_else(|_| "full".into()),
+            rate: std::env::var("PIPELINE_RATE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             only: std::env::var("PIPELINE_CASES")
                 .ok()
                 .map(|v| v.split(',').map(str::to_owned).collect()),
@@ -192,7 +203,8 @@ fn options(s: &Scenario, target: Target, settings: &Settings) -> LoadOptions {
         duration: Some(Duration::from_secs_f64(settings.secs)),
         rate: s
             .rate
-            .map(|r| if settings.quick { r.min(500.0) } else { r }),
+            .map(|r| if settings.quick { r.min(500.0) } else { r })
+            .or(settings.rate),
         concurrency: s.concurrency,
         batch: s.batch,
         mix: s.mix.parse::<Mix>().expect("a valid mix"),
@@ -345,8 +357,12 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
     let options = options(s, Target::Tcp(engine.api_addr), settings);
 
     procfs::reset_peak_rss();
-    let groups = ["sim", "load", "target"];
+    // The engine's CPU is the process's less the simulator's and the load thread's: threads
+    // come and go (blocking pools, a previous engine's), and the process total keeps the
+    // time of threads that ended while a per-thread sum loses it.
+    let groups = ["sim", "target"];
     let cpu_start = procfs::thread_cpu(&groups);
+    let process_start = procfs::process_cpu();
     let started = Instant::now();
     let (sent, load_cpu, load_wall) = send_on_load_thread(options);
     let parts = sent.summary().parts;
@@ -374,6 +390,7 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
     }
     let through_secs = started.elapsed().as_secs_f64();
     let cpu_end = procfs::thread_cpu(&groups);
+    let process = procfs::process_cpu().saturating_sub(process_start);
     let peak_rss = procfs::peak_rss();
     let accepted = sent.summary().accepted;
     let summary = rts.engine.block_on(sent.follow(Duration::ZERO));
@@ -383,14 +400,20 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
         .map_or(0, |c| c.get(MessageState::Submitted));
     rts.engine.block_on(engine.shutdown());
     stop_sim.cancel();
+    let sim_cpu = cpu_end[0].saturating_sub(cpu_start[0]);
+    let target_cpu = cpu_end[1].saturating_sub(cpu_start[1]);
     Row {
         summary,
         through: Some(accepted as f64 / through_secs),
         drained,
         left_submitted,
-        sim_cpu: Some(cpu_end[0].saturating_sub(cpu_start[0])),
-        // Everything not the simulator's, the load thread's or the trivial target's.
-        engine_cpu: Some(cpu_end[3].saturating_sub(cpu_start[3])),
+        sim_cpu: Some(sim_cpu),
+        engine_cpu: Some(
+            process
+                .saturating_sub(sim_cpu)
+                .saturating_sub(target_cpu)
+                .saturating_sub(load_cpu),
+        ),
         load_cpu,
         load_wall,
         peak_rss,

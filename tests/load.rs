@@ -24,6 +24,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with("").await
+}
+
+/// `api` is added to the `[api]` section.
+async fn setup_with(api: &str) -> Setup {
     let mut account = AccountConfig::new("esme", "pw");
     account.receipts.delay.max_ms = 20;
     let sim = Sim::new(SimConfig {
@@ -46,6 +51,7 @@ shutdown_grace_secs = 2
 
 [api]
 keys = [{{ name = "load", key = "{KEY}" }}]
+{api}
 
 [metrics]
 listen = ""
@@ -64,6 +70,7 @@ tps = 0
 "#,
         data = dir.path().display()
     );
+    let toml = toml.replace("DATA_DIR", &dir.path().display().to_string());
     let config = ConfigFile::parse(&toml)
         .unwrap()
         .validate(dir.path())
@@ -289,6 +296,31 @@ async fn refusals_are_counted_by_code() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    s.engine.shutdown().await;
+    s.stop_sim.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_can_be_loaded_through_its_unix_socket() {
+    let s = setup_with(r#"unix_socket = "DATA_DIR/api.sock""#).await;
+    let socket = s._dir.path().join("api.sock");
+    let mut a = args(&s.url, &["--count", "30", "--batch", "10", "--track", "30"]);
+    // --unix replaces --url.
+    a.drain(0..2);
+    a.extend([
+        "--unix".into(),
+        socket.display().to_string(),
+        "--settle".into(),
+        "10s".into(),
+    ]);
+    let summary = smppd_load(a).await;
+    assert_eq!(n(&summary, "accepted"), 30, "{summary}");
+    assert!(
+        summary["target"].as_str().unwrap().starts_with("unix:"),
+        "{summary}"
+    );
+    assert_delivered(&summary);
+    assert_eq!(s.sim.stats().messages_accepted, 30);
     s.engine.shutdown().await;
     s.stop_sim.cancel();
 }
