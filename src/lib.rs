@@ -19,6 +19,8 @@
 //! - [`carrier`]: a carrier's pool of binds: supervisors (reconnect), throttle, window,
 //!   circuit breakers, bind choice, graceful shutdown.
 //! - [`metrics`]: every metric name the engine records.
+//! - [`load`]: `smppd load`, the submit socket's load generator (bodies, connections,
+//!   latency histograms, following messages to their final state, the summary).
 
 pub mod api;
 pub mod carrier;
@@ -26,6 +28,7 @@ pub mod config;
 pub mod conn;
 pub mod dispatch;
 pub mod engine;
+pub mod load;
 pub mod metrics;
 pub mod pdu;
 pub mod receipts;

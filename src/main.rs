@@ -1,5 +1,5 @@
-//! The `smppd` command line: run the engine, check a configuration, send a message, and
-//! inspect PDUs.
+//! The `smppd` command line: run the engine, check a configuration, send a message, load the
+//! submit socket, and inspect PDUs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -61,9 +61,126 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Load a running engine's submit socket and report rates, latencies and final states.
+    Load(LoadArgs),
     /// Inspect and build SMPP PDUs.
     #[command(subcommand)]
     Pdu(PduCommand),
+}
+
+/// `smppd load`: stops by itself at its count or duration (whichever comes first).
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The API's address: http://HOST:PORT on loopback, or unix:PATH.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A Unix socket path instead of --url (the API's `unix_socket`).
+    #[arg(long, conflicts_with = "url")]
+    unix: Option<PathBuf>,
+    /// The API key (default: $SMPPD_API_KEY, else the demo key).
+    #[arg(long)]
+    key: Option<String>,
+    /// Messages to send (default 1000 when no --duration is given).
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// How long to send, e.g. 30s, 2m (with --count: whichever ends first).
+    #[arg(long, short = 'd')]
+    duration: Option<String>,
+    /// Messages per second; without it, as fast as the answers come.
+    #[arg(long, short = 'r')]
+    rate: Option<f64>,
+    /// Connections, each with one request in flight.
+    #[arg(long, short = 'c', default_value_t = 16)]
+    concurrency: usize,
+    /// Messages per request: 1 posts to /messages, 2..=1000 to /messages/batch.
+    #[arg(long, short = 'b', default_value_t = 1)]
+    batch: usize,
+    /// The message mix: shares of gsm (one part), long (two GSM parts), ucs2.
+    #[arg(long, default_value = "gsm=100")]
+    mix: String,
+    /// Destination numbers, FIRST-LAST (message i goes to FIRST + i mod the range's length).
+    #[arg(long, default_value = "447700900000-447700900999")]
+    to: String,
+    /// The sender.
+    #[arg(long, default_value = "smppd")]
+    from: String,
+    /// A request unanswered this long counts as an error.
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+    /// Accepted messages to follow to their final state (a uniform sample); 0 for none.
+    #[arg(long, default_value_t = 1000)]
+    track: usize,
+    /// How long to wait for the followed messages once sending stops.
+    #[arg(long, default_value = "30s")]
+    settle: String,
+    /// Threads sending (1 keeps the load tool on one core).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// No progress line (it is drawn only when standard error is a terminal anyway).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+impl LoadArgs {
+    fn options(self) -> anyhow::Result<smppd::load::LoadOptions> {
+        use smppd::load::{LoadOptions, Target, parse_duration};
+        let target = match self.unix {
+            Some(path) => Target::Unix(path),
+            None => self.url.parse::<Target>()?,
+        };
+        let key = self
+            .key
+            .or_else(|| std::env::var("SMPPD_API_KEY").ok())
+            .unwrap_or_else(|| "demo-key-change-me".into());
+        let duration = self.duration.as_deref().map(parse_duration).transpose()?;
+        let count = match (self.count, duration) {
+            (None, None) => Some(1_000),
+            (count, _) => count,
+        };
+        Ok(LoadOptions {
+            count,
+            duration,
+            rate: self.rate,
+            concurrency: self.concurrency,
+            batch: self.batch,
+            mix: self.mix.parse()?,
+            numbers: self.to.parse()?,
+            from: self.from,
+            request_timeout: parse_duration(&self.timeout)?,
+            track: self.track,
+            settle: parse_duration(&self.settle)?,
+            progress: !self.quiet,
+            measure_cpu: true,
+            ..LoadOptions::new(target, key)
+        })
+    }
+}
+
+fn load_command(args: LoadArgs) -> anyhow::Result<()> {
+    let json = args.json;
+    let threads = args.threads;
+    let options = args.options()?;
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the runtime")?;
+    let summary = runtime.block_on(smppd::load::run(options))?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{summary}");
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -380,6 +497,7 @@ fn main() -> ExitCode {
             key,
             wait,
         } => runtime().and_then(|rt| rt.block_on(send(to, body, from, url, key, wait))),
+        Command::Load(args) => load_command(args),
         Command::Pdu(PduCommand::Decode { hex }) => argument_or_stdin(hex.join(" "))
             .and_then(|t| decode(&t))
             .map(|out| println!("{out}")),
