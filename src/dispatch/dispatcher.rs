@@ -458,9 +458,32 @@ impl Dispatcher {
     async fn submit_to(&self, message: &Message, i: usize) -> Result<Attempted, Failure> {
         let carrier = &self.carriers[i];
         let text = &carrier.pool.spec().text;
-        let reference = match carrier.references.lock() {
-            Ok(mut refs) => refs.allocate(&message.to, Instant::now()).unwrap_or(0),
-            Err(_) => 0,
+        // Only a message that goes in parts needs a concatenation reference: taking one for
+        // every message would use up a destination's references (256 of them with an 8-bit
+        // reference) on single messages.
+        let concatenated = sms::plan(&message.body, text).map_or(true, |p| p.parts > 1);
+        let reference = if concatenated {
+            let allocated = match carrier.references.lock() {
+                Ok(mut refs) => refs.allocate(&message.to, Instant::now()),
+                Err(poisoned) => poisoned.into_inner().allocate(&message.to, Instant::now()),
+            };
+            match allocated {
+                Ok(reference) => reference,
+                // Every reference of this destination may still be reassembling on the
+                // handset: reusing one could splice two messages together. Wait for one.
+                Err(sms::SmsError::ReferencesExhausted { available_at }) => {
+                    tracing::warn!(
+                        carrier = carrier.name(),
+                        to = %mask(&message.to),
+                        "no free concatenation reference; the message waits for one"
+                    );
+                    let wait = available_at.saturating_duration_since(Instant::now());
+                    return Err(Failure::Busy(wait.max(Duration::from_millis(50))));
+                }
+                Err(_) => 0,
+            }
+        } else {
+            0
         };
         let segments = sms::segment(&message.body, text, reference).map_err(|e| {
             Failure::Final(Reason::new(
