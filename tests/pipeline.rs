@@ -1280,6 +1280,70 @@ async fn a_cancelled_message_is_never_sent() {
     h.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_to_a_busy_number_keep_their_own_concatenation_references() {
+    // Two binds with a window of one: the parts of two long messages interleave on the way.
+    let h = Harness::start(
+        vec![account("esme")],
+        &carrier(
+            "refs",
+            "esme",
+            r#"binds = [{ type = "transceiver", count = 2 }]
+window = 1"#,
+        ),
+    )
+    .await;
+    h.bound("esme", 2).await;
+    // Many short messages to the number first: they need no reference and must not use up
+    // the 256 that an 8-bit reference has.
+    let short: Vec<Value> = (0..300)
+        .map(|i| json!({"to": TO, "from": "Acme", "body": format!("short {i}")}))
+        .collect();
+    let (status, batch) = h
+        .call("POST", "/messages/batch", Some(json!({"messages": short})))
+        .await;
+    assert_eq!(
+        (status, batch["accepted"].as_u64()),
+        (200, Some(300)),
+        "{batch}"
+    );
+    for r in batch["results"].as_array().unwrap() {
+        assert_eq!(
+            h.final_state(r["id"].as_str().unwrap()).await["status"],
+            "delivered"
+        );
+    }
+    let texts: Vec<String> = ["first", "second", "third", "fourth"]
+        .iter()
+        .map(|w| format!("The {w} long message. ").repeat(20))
+        .collect();
+    let long: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({"to": TO, "from": "Acme", "body": t}))
+        .collect();
+    let (_, batch) = h
+        .call("POST", "/messages/batch", Some(json!({"messages": long})))
+        .await;
+    for r in batch["results"].as_array().unwrap() {
+        let m = h.final_state(r["id"].as_str().unwrap()).await;
+        assert_eq!(m["status"], "delivered", "{m}");
+    }
+    let handset: Vec<String> = h
+        .sim
+        .messages(Some("447700900123"), 1000)
+        .into_iter()
+        .filter(|m| m.parts > 1)
+        .map(|m| m.text)
+        .collect();
+    for t in &texts {
+        assert!(
+            handset.contains(t),
+            "{t:?} not reassembled intact: {handset:?}"
+        );
+    }
+    h.stop().await;
+}
+
 // ---- receipts ------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
