@@ -130,9 +130,15 @@ impl CarrierEntry {
             submit_resp: options.submit_id_format.into(),
             receipt: options.receipt_id_format.into(),
         };
+        // A seed that differs between runs, so that references after a restart do not start
+        // where the last run's did while its long messages may still be reassembling.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         CarrierEntry {
             references: Mutex::new(ReferenceAllocator::new(ReferenceAllocatorConfig {
                 width,
+                seed,
                 ..ReferenceAllocatorConfig::default()
             })),
             pool,
