@@ -279,6 +279,25 @@ impl ConfigFile {
         if self.carriers.is_empty() {
             return Err(invalid("carriers", "at least one carrier is required"));
         }
+        // The store claims at most MAX_PAGE messages at once; a larger batch would make every
+        // claim fail and nothing would ever be sent.
+        if !(1..=crate::store::MAX_PAGE).contains(&self.dispatch.claim_batch) {
+            return Err(invalid(
+                "dispatch.claim_batch",
+                format!("from 1 to {}", crate::store::MAX_PAGE),
+            ));
+        }
+        if self.dispatch.max_in_flight == 0 {
+            return Err(invalid("dispatch.max_in_flight", "at least 1"));
+        }
+        if self.dispatch.poll_interval_ms == 0 || self.dispatch.receipt_scan_ms == 0 {
+            let key = if self.dispatch.poll_interval_ms == 0 {
+                "dispatch.poll_interval_ms"
+            } else {
+                "dispatch.receipt_scan_ms"
+            };
+            return Err(invalid(key, "at least 1 (milliseconds)"));
+        }
         let mut carriers = Vec::new();
         for c in self.carriers {
             let name = c.name.clone();
@@ -382,5 +401,59 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
         ConfigFile::read(path)?.validate(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            r#"
+[api]
+keys = [{{ name = "t", key = "a-long-key" }}]
+[[carriers]]
+name = "c"
+hosts = ["127.0.0.1:2775"]
+system_id = "esme"
+{extra}
+"#
+        );
+        ConfigFile::parse(&text)?.validate(Path::new("."))
+    }
+
+    fn key_of(result: Result<Config, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn the_dispatch_section_is_checked() {
+        assert!(check("").is_ok());
+        assert!(check("[dispatch]\nclaim_batch = 1000\nreceipt_scan_ms = 50").is_ok());
+        assert_eq!(
+            key_of(check("[dispatch]\nclaim_batch = 1001")),
+            "dispatch.claim_batch"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nclaim_batch = 0")),
+            "dispatch.claim_batch"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nmax_in_flight = 0")),
+            "dispatch.max_in_flight"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nreceipt_scan_ms = 0")),
+            "dispatch.receipt_scan_ms"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\npoll_interval_ms = 0")),
+            "dispatch.poll_interval_ms"
+        );
     }
 }
