@@ -348,6 +348,32 @@ impl ConfigFile {
         let mut store = SqliteConfig::new(data_dir.join("smppd.db"));
         store.synchronous = synchronous;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
+        let hook = &self.webhook;
+        if hook.timeout_ms == 0 {
+            return Err(invalid("webhook.timeout_ms", "at least 1 (milliseconds)"));
+        }
+        if hook.initial_backoff_ms == 0 || hook.initial_backoff_ms > hook.max_backoff_ms {
+            return Err(invalid(
+                "webhook.initial_backoff_ms",
+                "from 1 to webhook.max_backoff_ms",
+            ));
+        }
+        if hook.concurrency == 0 || hook.max_queued == 0 {
+            let key = if hook.concurrency == 0 {
+                "webhook.concurrency"
+            } else {
+                "webhook.max_queued"
+            };
+            return Err(invalid(key, "at least 1"));
+        }
+        if let Some(url) = &hook.default_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "webhook.default_url",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
         let webhook_secret = match &self.webhook.secret {
             Some(s) => Some(secret("webhook.secret", s)?.into_bytes()),
             None => None,
@@ -455,5 +481,23 @@ system_id = "esme"
             key_of(check("[dispatch]\npoll_interval_ms = 0")),
             "dispatch.poll_interval_ms"
         );
+    }
+
+    #[test]
+    fn the_webhook_section_is_checked() {
+        assert!(check("[webhook]\ndefault_url = \"http://hooks.example/x\"").is_ok());
+        for (section, key) in [
+            ("timeout_ms = 0", "webhook.timeout_ms"),
+            ("initial_backoff_ms = 0", "webhook.initial_backoff_ms"),
+            (
+                "initial_backoff_ms = 5000\nmax_backoff_ms = 10",
+                "webhook.initial_backoff_ms",
+            ),
+            ("concurrency = 0", "webhook.concurrency"),
+            ("max_queued = 0", "webhook.max_queued"),
+            ("default_url = \"hooks.example\"", "webhook.default_url"),
+        ] {
+            assert_eq!(key_of(check(&format!("[webhook]\n{section}"))), key);
+        }
     }
 }
