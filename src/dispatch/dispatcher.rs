@@ -319,10 +319,11 @@ impl Dispatcher {
         }
     }
 
-    /// Reports a state change to the message's webhook. Called before the change is
+    /// Reports a state change to the log and the message's webhook. Called before the change is
     /// committed, so it is queued ahead of anything a receipt can cause afterwards: a
     /// producer sees `submitted` before `delivered`.
     fn notify(&self, message: &Message, status: &str, reason: Option<&Reason>) {
+        crate::receipts::log_change(message, status, reason);
         if let Some(webhooks) = &self.webhooks {
             webhooks.message_changed(message, status, reason);
         }
