@@ -279,6 +279,25 @@ impl ConfigFile {
         if self.carriers.is_empty() {
             return Err(invalid("carriers", "at least one carrier is required"));
         }
+        // The store claims at most MAX_PAGE messages at once; a larger batch would make every
+        // claim fail and nothing would ever be sent.
+        if !(1..=crate::store::MAX_PAGE).contains(&self.dispatch.claim_batch) {
+            return Err(invalid(
+                "dispatch.claim_batch",
+                format!("from 1 to {}", crate::store::MAX_PAGE),
+            ));
+        }
+        if self.dispatch.max_in_flight == 0 {
+            return Err(invalid("dispatch.max_in_flight", "at least 1"));
+        }
+        if self.dispatch.poll_interval_ms == 0 || self.dispatch.receipt_scan_ms == 0 {
+            let key = if self.dispatch.poll_interval_ms == 0 {
+                "dispatch.poll_interval_ms"
+            } else {
+                "dispatch.receipt_scan_ms"
+            };
+            return Err(invalid(key, "at least 1 (milliseconds)"));
+        }
         let mut carriers = Vec::new();
         for c in self.carriers {
             let name = c.name.clone();
@@ -329,6 +348,32 @@ impl ConfigFile {
         let mut store = SqliteConfig::new(data_dir.join("smppd.db"));
         store.synchronous = synchronous;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
+        let hook = &self.webhook;
+        if hook.timeout_ms == 0 {
+            return Err(invalid("webhook.timeout_ms", "at least 1 (milliseconds)"));
+        }
+        if hook.initial_backoff_ms == 0 || hook.initial_backoff_ms > hook.max_backoff_ms {
+            return Err(invalid(
+                "webhook.initial_backoff_ms",
+                "from 1 to webhook.max_backoff_ms",
+            ));
+        }
+        if hook.concurrency == 0 || hook.max_queued == 0 {
+            let key = if hook.concurrency == 0 {
+                "webhook.concurrency"
+            } else {
+                "webhook.max_queued"
+            };
+            return Err(invalid(key, "at least 1"));
+        }
+        if let Some(url) = &hook.default_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "webhook.default_url",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
         let webhook_secret = match &self.webhook.secret {
             Some(s) => Some(secret("webhook.secret", s)?.into_bytes()),
             None => None,
@@ -382,5 +427,77 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let base = path.parent().unwrap_or(Path::new("."));
         ConfigFile::read(path)?.validate(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            r#"
+[api]
+keys = [{{ name = "t", key = "a-long-key" }}]
+[[carriers]]
+name = "c"
+hosts = ["127.0.0.1:2775"]
+system_id = "esme"
+{extra}
+"#
+        );
+        ConfigFile::parse(&text)?.validate(Path::new("."))
+    }
+
+    fn key_of(result: Result<Config, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn the_dispatch_section_is_checked() {
+        assert!(check("").is_ok());
+        assert!(check("[dispatch]\nclaim_batch = 1000\nreceipt_scan_ms = 50").is_ok());
+        assert_eq!(
+            key_of(check("[dispatch]\nclaim_batch = 1001")),
+            "dispatch.claim_batch"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nclaim_batch = 0")),
+            "dispatch.claim_batch"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nmax_in_flight = 0")),
+            "dispatch.max_in_flight"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\nreceipt_scan_ms = 0")),
+            "dispatch.receipt_scan_ms"
+        );
+        assert_eq!(
+            key_of(check("[dispatch]\npoll_interval_ms = 0")),
+            "dispatch.poll_interval_ms"
+        );
+    }
+
+    #[test]
+    fn the_webhook_section_is_checked() {
+        assert!(check("[webhook]\ndefault_url = \"http://hooks.example/x\"").is_ok());
+        for (section, key) in [
+            ("timeout_ms = 0", "webhook.timeout_ms"),
+            ("initial_backoff_ms = 0", "webhook.initial_backoff_ms"),
+            (
+                "initial_backoff_ms = 5000\nmax_backoff_ms = 10",
+                "webhook.initial_backoff_ms",
+            ),
+            ("concurrency = 0", "webhook.concurrency"),
+            ("max_queued = 0", "webhook.max_queued"),
+            ("default_url = \"hooks.example\"", "webhook.default_url"),
+        ] {
+            assert_eq!(key_of(check(&format!("[webhook]\n{section}"))), key);
+        }
     }
 }

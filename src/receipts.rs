@@ -507,9 +507,6 @@ async fn apply_and_notify(
                 continue;
             }
         };
-        let Some(webhooks) = webhooks else {
-            continue;
-        };
         for ((message, (status, update)), outcome) in chunk.iter().zip(outcomes) {
             if outcome != UpdateOutcome::Applied {
                 continue;
@@ -520,10 +517,31 @@ async fn apply_and_notify(
                 }
                 _ => None,
             };
-            webhooks.message_changed(message, status, reason);
+            log_change(message, status, reason);
+            if let Some(webhooks) = webhooks {
+                webhooks.message_changed(message, status, reason);
+            }
         }
     }
     recorded
+}
+
+/// Logs a message's new state, with its id as the correlation id and its number masked: a
+/// failure at info level (nothing fails silently, DESIGN promise 3), the rest at debug.
+pub fn log_change(message: &Message, status: &str, reason: Option<&Reason>) {
+    let id = message.id.to_string();
+    let to = crate::dispatch::dispatcher::mask(&message.to);
+    let code = reason.map_or("", |r| r.code.as_str());
+    let text = reason.map_or("", |r| r.text.as_str());
+    match status {
+        "failed" | "expired" | "rejected" | "unknown" => {
+            tracing::info!(message = %id, to = %to, status, reason = code, text, "message finished");
+        }
+        "delivered" => {
+            tracing::debug!(message = %id, to = %to, status, reason = code, "message finished")
+        }
+        _ => tracing::debug!(message = %id, to = %to, status, reason = code, text, "message"),
+    }
 }
 
 /// The API's name of a final state.

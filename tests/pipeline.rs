@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "test-key-123";
 const ADMIN: &str = "admin-key-123";
+/// A key allowed one request a second.
+const SLOW: &str = "slow-key-1234";
 const TO: &str = "+447700900123";
 
 const FINAL: [&str; 6] = [
@@ -128,7 +130,11 @@ data_dir = "{data}"
 shutdown_grace_secs = 2
 
 [api]
-keys = [{{ name = "test", key = "{KEY}" }}, {{ name = "ops", key = "{ADMIN}", scope = "admin" }}]
+keys = [
+  {{ name = "test", key = "{KEY}" }},
+  {{ name = "ops", key = "{ADMIN}", scope = "admin" }},
+  {{ name = "slow", key = "{SLOW}", rate_per_sec = 1 }},
+]
 max_body_bytes = 65536
 
 [metrics]
@@ -168,6 +174,18 @@ synchronous = "normal"
         key: Option<&str>,
         body: impl Into<Bytes>,
     ) -> (u16, Value) {
+        let (status, value, _) = self.raw_with_headers(method, path, key, body).await;
+        (status, value)
+    }
+
+    /// [`Harness::raw`], with the answer's headers.
+    async fn raw_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> (u16, Value, hyper::HeaderMap) {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -181,10 +199,11 @@ synchronous = "normal"
             .await
             .unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
+        (status, value, headers)
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -816,15 +835,49 @@ async fn bad_requests_get_their_documented_codes_and_store_nothing() {
         .await;
     assert_eq!(got, 413);
 
-    // Nothing was stored or sent, and no suppression was made.
-    assert!(h.all_messages().await.is_empty());
+    // A key over its rate: 429 with Retry-After. Each is a valid message; those refused are
+    // not stored.
+    let mut limited = 0;
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let (status, body, headers) = h
+            .raw_with_headers("POST", "/messages", Some(SLOW), ok.to_string())
+            .await;
+        match status {
+            202 => taken.push(body["id"].as_str().unwrap().to_owned()),
+            429 => {
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+                assert!(headers.contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(limited >= 3, "{limited} of 5 limited");
+    for id in &taken {
+        assert_eq!(h.final_state(id).await["status"], "delivered");
+    }
+    assert_eq!(h.all_messages().await.len(), taken.len());
+    let (status, _) = h
+        .raw("DELETE", &format!("/messages/{}", taken[0]), Some(KEY), "")
+        .await;
+    assert_eq!(status, 409);
+
+    // Nothing else was stored or sent, and no suppression was made.
+    assert_eq!(h.all_messages().await.len(), taken.len());
     let counts = h.engine.store.counts().await.unwrap();
-    assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 0);
+    assert_eq!(
+        counts.iter().map(|(_, n)| n).sum::<u64>(),
+        taken.len() as u64
+    );
     let (status, _) = h
         .raw("GET", "/suppressions/447700900123", Some(ADMIN), "")
         .await;
     assert_eq!(status, 404);
-    assert_eq!(h.sim.stats().pdus_received.get("submit_sm"), None);
+    assert_eq!(
+        h.sim.stats().pdus_received.get("submit_sm").copied(),
+        Some(taken.len() as u64)
+    );
     // And the engine still takes a good message.
     let id = h.send("still here").await;
     assert_eq!(h.final_state(&id).await["status"], "delivered");
@@ -1277,6 +1330,70 @@ async fn a_cancelled_message_is_never_sent() {
         (status, body["error"]["code"].as_str()),
         (409, Some("invalid_state"))
     );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_to_a_busy_number_keep_their_own_concatenation_references() {
+    // Two binds with a window of one: the parts of two long messages interleave on the way.
+    let h = Harness::start(
+        vec![account("esme")],
+        &carrier(
+            "refs",
+            "esme",
+            r#"binds = [{ type = "transceiver", count = 2 }]
+window = 1"#,
+        ),
+    )
+    .await;
+    h.bound("esme", 2).await;
+    // Many short messages to the number first: they need no reference and must not use up
+    // the 256 that an 8-bit reference has.
+    let short: Vec<Value> = (0..300)
+        .map(|i| json!({"to": TO, "from": "Acme", "body": format!("short {i}")}))
+        .collect();
+    let (status, batch) = h
+        .call("POST", "/messages/batch", Some(json!({"messages": short})))
+        .await;
+    assert_eq!(
+        (status, batch["accepted"].as_u64()),
+        (200, Some(300)),
+        "{batch}"
+    );
+    for r in batch["results"].as_array().unwrap() {
+        assert_eq!(
+            h.final_state(r["id"].as_str().unwrap()).await["status"],
+            "delivered"
+        );
+    }
+    let texts: Vec<String> = ["first", "second", "third", "fourth"]
+        .iter()
+        .map(|w| format!("The {w} long message. ").repeat(20))
+        .collect();
+    let long: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({"to": TO, "from": "Acme", "body": t}))
+        .collect();
+    let (_, batch) = h
+        .call("POST", "/messages/batch", Some(json!({"messages": long})))
+        .await;
+    for r in batch["results"].as_array().unwrap() {
+        let m = h.final_state(r["id"].as_str().unwrap()).await;
+        assert_eq!(m["status"], "delivered", "{m}");
+    }
+    let handset: Vec<String> = h
+        .sim
+        .messages(Some("447700900123"), 1000)
+        .into_iter()
+        .filter(|m| m.parts > 1)
+        .map(|m| m.text)
+        .collect();
+    for t in &texts {
+        assert!(
+            handset.contains(t),
+            "{t:?} not reassembled intact: {handset:?}"
+        );
+    }
     h.stop().await;
 }
 

@@ -130,9 +130,15 @@ impl CarrierEntry {
             submit_resp: options.submit_id_format.into(),
             receipt: options.receipt_id_format.into(),
         };
+        // A seed that differs between runs, so that references after a restart do not start
+        // where the last run's did while its long messages may still be reassembling.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         CarrierEntry {
             references: Mutex::new(ReferenceAllocator::new(ReferenceAllocatorConfig {
                 width,
+                seed,
                 ..ReferenceAllocatorConfig::default()
             })),
             pool,
@@ -313,10 +319,11 @@ impl Dispatcher {
         }
     }
 
-    /// Reports a state change to the message's webhook. Called before the change is
+    /// Reports a state change to the log and the message's webhook. Called before the change is
     /// committed, so it is queued ahead of anything a receipt can cause afterwards: a
     /// producer sees `submitted` before `delivered`.
     fn notify(&self, message: &Message, status: &str, reason: Option<&Reason>) {
+        crate::receipts::log_change(message, status, reason);
         if let Some(webhooks) = &self.webhooks {
             webhooks.message_changed(message, status, reason);
         }
@@ -458,9 +465,32 @@ impl Dispatcher {
     async fn submit_to(&self, message: &Message, i: usize) -> Result<Attempted, Failure> {
         let carrier = &self.carriers[i];
         let text = &carrier.pool.spec().text;
-        let reference = match carrier.references.lock() {
-            Ok(mut refs) => refs.allocate(&message.to, Instant::now()).unwrap_or(0),
-            Err(_) => 0,
+        // Only a message that goes in parts needs a concatenation reference: taking one for
+        // every message would use up a destination's references (256 of them with an 8-bit
+        // reference) on single messages.
+        let concatenated = sms::plan(&message.body, text).map_or(true, |p| p.parts > 1);
+        let reference = if concatenated {
+            let allocated = match carrier.references.lock() {
+                Ok(mut refs) => refs.allocate(&message.to, Instant::now()),
+                Err(poisoned) => poisoned.into_inner().allocate(&message.to, Instant::now()),
+            };
+            match allocated {
+                Ok(reference) => reference,
+                // Every reference of this destination may still be reassembling on the
+                // handset: reusing one could splice two messages together. Wait for one.
+                Err(sms::SmsError::ReferencesExhausted { available_at }) => {
+                    tracing::warn!(
+                        carrier = carrier.name(),
+                        to = %mask(&message.to),
+                        "no free concatenation reference; the message waits for one"
+                    );
+                    let wait = available_at.saturating_duration_since(Instant::now());
+                    return Err(Failure::Busy(wait.max(Duration::from_millis(50))));
+                }
+                Err(_) => 0,
+            }
+        } else {
+            0
         };
         let segments = sms::segment(&message.body, text, reference).map_err(|e| {
             Failure::Final(Reason::new(
