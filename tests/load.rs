@@ -252,10 +252,11 @@ async fn a_duration_bound_run_at_a_fixed_rate_stops_by_itself() {
     ))
     .await;
     let sent = n(&summary, "sent");
-    // 200 per second for one second, give or take the edges.
-    assert!((150..=210).contains(&sent), "{summary}");
+    // 200 per second for one second: never more, and not much less unless the machine is
+    // very busy.
+    assert!((100..=200).contains(&sent), "{summary}");
     assert_eq!(n(&summary, "accepted"), sent, "{summary}");
-    assert!(summary["elapsed_secs"].as_f64().unwrap() < 2.0, "{summary}");
+    assert!(summary["elapsed_secs"].as_f64().unwrap() < 3.0, "{summary}");
     assert_eq!(n(&summary["final"], "tracked"), 20, "{summary}");
     assert_delivered(&summary);
     s.engine.shutdown().await;

@@ -191,3 +191,47 @@ impl fmt::Display for Summary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_summary_names_every_count() {
+        let mut s = Summary {
+            target: "http://127.0.0.1:8080".into(),
+            batch: 100,
+            concurrency: 4,
+            mix: "gsm=100".into(),
+            elapsed_secs: 2.0,
+            sent: 1_000,
+            accepted: 990,
+            rejected: 10,
+            cpu_secs: Some(1.0),
+            ..Summary::default()
+        };
+        s.rejected_by_code.insert("overloaded".into(), 10);
+        let mut finals = FinalStates {
+            tracked: 990,
+            pending: 2,
+            ..FinalStates::default()
+        };
+        assert!(finals.count("delivered"));
+        assert!(!finals.count("submitted"));
+        finals.pending_by_state.insert("submitted".into(), 2);
+        s.final_states = Some(finals);
+        let text = s.to_string();
+        for needle in [
+            "batches of 100",
+            "accepted  990",
+            "rejected  10 (overloaded 10)",
+            "delivered 1,",
+            "pending 2 (submitted 2)",
+            "0.50 cores",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["final"]["delivered"], 1);
+    }
+}
