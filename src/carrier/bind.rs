@@ -312,7 +312,7 @@ impl SlotObserver {
     pub(crate) fn apply(pool: &PoolShared, bind: &BindShared, now: Instant, tally: &Tally) {
         if tally.released > 0 {
             bind.release(tally.released);
-            pool.capacity_freed();
+            pool.capacity_freed(tally.released);
         }
         if tally.successes == 0 && tally.failures == 0 && tally.neutral == 0 && !tally.throttled {
             return;
@@ -345,7 +345,7 @@ impl Observer for SlotObserver {
                 BindState::Bound
             });
         self.pool.bound_changed();
-        self.pool.capacity_freed();
+        self.pool.capacity_freed(self.bind.window);
         tracing::info!(carrier = %self.pool.name, bind = %self.bind.name, "bound");
         self.pool.event(CarrierEvent::BindUp {
             bind: self.bind.id(),

@@ -347,9 +347,14 @@ impl PoolShared {
         }
     }
 
-    pub(crate) fn capacity_freed(&self) {
-        if self.waiters.load(Relaxed) > 0 {
-            self.capacity.notify_waiters();
+    /// `slots` window slots came free (responses, or a bind came up): wakes as many waiting
+    /// submitters, oldest first. Waking one per slot rather than all of them keeps a deep
+    /// queue of waiters from being polled on every response; a woken waiter that finds no
+    /// room waits again, and one dropped after its wake passes the wake on.
+    pub(crate) fn capacity_freed(&self, slots: usize) {
+        let waiting = self.waiters.load(Relaxed);
+        for _ in 0..slots.min(waiting) {
+            self.capacity.notify_one();
         }
     }
 
