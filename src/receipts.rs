@@ -12,15 +12,17 @@
 //! keywords (STOP, START, ...) update the suppression list.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::carrier::Delivery;
-use crate::conn::InboundPdu;
+use crate::conn::{InboundPdu, Responder};
 use crate::dispatch::dispatcher::{CarrierEntry, ReceiptParts};
 use crate::dispatch::policy::ReceiptClass;
 use crate::pdu::{CommandStatus, TlvTag, Tlvs};
@@ -28,7 +30,7 @@ use crate::sms::{
     self, Accepted, Fragment, Reassembler, ReassemblyConfig, ReceiptStat, ReceiptTlvs,
 };
 use crate::store::{
-    AttemptOutcome, FinalState, Message, MessageDetail, MessageState, NewMo, NewReceipt,
+    AttemptOutcome, FinalState, Message, MessageDetail, MessageId, MessageState, NewMo, NewReceipt,
     PartReceiptState, PartState, Reason, ReceiptMatch, ReceiptOutcome, Store, SuppressionSource,
     Timestamp, Update, UpdateOutcome,
 };
@@ -58,14 +60,83 @@ impl Default for MoConfig {
 
 /// Receipts handled per store call.
 const BATCH: usize = 512;
+/// Batches of receipts being recorded at once.
+const DEPTH: usize = 4;
 
 /// Handles everything carriers deliver.
 pub struct Inbound {
     store: Arc<dyn Store>,
-    carriers: HashMap<String, Arc<CarrierEntry>>,
+    carriers: Arc<HashMap<String, Arc<CarrierEntry>>>,
     mo: MoConfig,
     reassembler: Reassembler,
     webhooks: Option<Webhooks>,
+}
+
+/// Receipts of one batch with what recording them needs.
+struct ReceiptBatch {
+    store: Arc<dyn Store>,
+    carriers: Arc<HashMap<String, Arc<CarrierEntry>>>,
+    webhooks: Option<Webhooks>,
+    receipts: Vec<NewReceipt>,
+    responders: Vec<Responder>,
+}
+
+impl ReceiptBatch {
+    /// Stores the receipts, rolls what matched up into their messages, then answers each
+    /// deliver_sm: ESME_ROK once all of that is recorded, else ESME_RX_T_APPN (send again).
+    async fn record(self) {
+        let ReceiptBatch {
+            store,
+            carriers,
+            webhooks,
+            receipts,
+            responders,
+        } = self;
+        let stats: Vec<(String, Option<ReceiptStat>)> = receipts
+            .iter()
+            .map(|r| (r.carrier.clone(), r.stat.clone()))
+            .collect();
+        let status = match store.store_receipts(receipts).await {
+            Ok(outcomes) => {
+                let mut matched = Vec::new();
+                for ((carrier, stat), outcome) in stats.into_iter().zip(outcomes) {
+                    let stat_label = stat.as_ref().map_or("none".to_owned(), |s| s.to_string());
+                    metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.clone(), "stat" => stat_label).increment(1);
+                    match outcome {
+                        ReceiptOutcome::Matched(m) => {
+                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.clone(), "result" => "matched").increment(1);
+                            // A part of an earlier attempt matched while the message is being
+                            // sent again says nothing about the new attempt.
+                            if m.message_state == MessageState::Submitted
+                                && let Some(entry) = carriers.get(&carrier)
+                            {
+                                matched.push((entry.clone(), m));
+                            }
+                        }
+                        ReceiptOutcome::Unmatched { .. } => {
+                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => "unmatched").increment(1);
+                        }
+                    }
+                }
+                // Acknowledged once what they mean is recorded too: a stop between the two
+                // would otherwise leave a delivered message waiting for a receipt that the
+                // SMSC, answered already, never sends again. Not recorded: have them resent.
+                if roll_up(&*store, webhooks.as_ref(), matched).await {
+                    CommandStatus::ESME_ROK
+                } else {
+                    CommandStatus::ESME_RX_T_APPN
+                }
+            }
+            Err(e) => {
+                // Not stored: have the SMSC send them again later.
+                tracing::error!(error = %e, "storing receipts failed");
+                CommandStatus::ESME_RX_T_APPN
+            }
+        };
+        for responder in responders {
+            let _ = responder.try_respond(status);
+        }
+    }
 }
 
 /// The stat of a receipt as a final message state, for a part that failed for good.
@@ -87,34 +158,51 @@ impl Inbound {
     ) -> Inbound {
         Inbound {
             store,
-            carriers: carriers
-                .iter()
-                .map(|c| (c.name().to_owned(), c.clone()))
-                .collect(),
+            carriers: Arc::new(
+                carriers
+                    .iter()
+                    .map(|c| (c.name().to_owned(), c.clone()))
+                    .collect(),
+            ),
             mo,
             reassembler: Reassembler::new(ReassemblyConfig::default()),
             webhooks,
         }
     }
 
-    /// Runs until `cancel` fires or every sender is gone.
+    /// Runs until `cancel` fires or every sender is gone, then lets the receipt batches in
+    /// flight finish (their deliver_sm_resp go out only once they are recorded).
+    ///
+    /// Up to [`DEPTH`] batches of receipts are in flight at once, so a batch's store and
+    /// roll-up commits overlap the next batch's. Every receipt is stored before its batch
+    /// rolls up, and the writer applies batches in the order they were handed over, so a
+    /// later batch sees the receipts of every earlier one; two batches deciding one message
+    /// race only as the store's guarded transitions allow (the first change wins).
     pub async fn run(mut self, mut rx: mpsc::Receiver<Delivery>, cancel: CancellationToken) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut in_flight = JoinSet::new();
         loop {
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break,
                 n = rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
-                        return;
+                        break;
                     }
                 }
             }
             let deliveries = std::mem::take(&mut batch);
-            self.handle(deliveries).await;
+            if let Some(receipts) = self.handle(deliveries).await {
+                while in_flight.len() >= DEPTH {
+                    in_flight.join_next().await;
+                }
+                in_flight.spawn(receipts.record());
+            }
         }
+        while in_flight.join_next().await.is_some() {}
     }
 
-    async fn handle(&mut self, deliveries: Vec<Delivery>) {
+    /// Handles the MO messages of a batch now; returns its receipts, to be recorded.
+    async fn handle(&mut self, deliveries: Vec<Delivery>) -> Option<ReceiptBatch> {
         let mut receipts = Vec::new();
         let mut responders = Vec::new();
         for d in deliveries {
@@ -138,57 +226,14 @@ impl Inbound {
                 self.mo(d, &payload, &tlvs).await;
             }
         }
-        if receipts.is_empty() {
-            return;
-        }
-        let stats: Vec<(String, Option<ReceiptStat>)> = receipts
-            .iter()
-            .map(|r| (r.carrier.clone(), r.stat.clone()))
-            .collect();
-        match self.store.store_receipts(receipts).await {
-            Ok(outcomes) => {
-                let mut matched = Vec::new();
-                for ((carrier, stat), outcome) in stats.into_iter().zip(outcomes) {
-                    let stat_label = stat.as_ref().map_or("none".to_owned(), |s| s.to_string());
-                    metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.clone(), "stat" => stat_label).increment(1);
-                    match outcome {
-                        ReceiptOutcome::Matched(m) => {
-                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.clone(), "result" => "matched").increment(1);
-                            // A part of an earlier attempt matched while the message is being
-                            // sent again says nothing about the new attempt.
-                            if m.message_state == MessageState::Submitted
-                                && let Some(entry) = self.carriers.get(&carrier)
-                            {
-                                matched.push((entry.clone(), m));
-                            }
-                        }
-                        ReceiptOutcome::Unmatched { .. } => {
-                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => "unmatched").increment(1);
-                        }
-                    }
-                }
-                // Acknowledged once what they mean is recorded too: a stop between the two
-                // would otherwise leave a delivered message waiting for a receipt that the
-                // SMSC, answered already, never sends again. Not recorded: have them resent.
-                let status = if roll_up(&*self.store, self.webhooks.as_ref(), matched).await {
-                    CommandStatus::ESME_ROK
-                } else {
-                    CommandStatus::ESME_RX_T_APPN
-                };
-                for responder in responders {
-                    let _ = responder.try_respond(status);
-                }
-            }
-            Err(e) => {
-                // Not stored: have the SMSC send them again later.
-                tracing::error!(error = %e, "storing receipts failed");
-                for responder in responders {
-                    let _ = responder.try_respond(CommandStatus::ESME_RX_T_APPN);
-                }
-            }
-        }
+        (!receipts.is_empty()).then(|| ReceiptBatch {
+            store: Arc::clone(&self.store),
+            carriers: Arc::clone(&self.carriers),
+            webhooks: self.webhooks.clone(),
+            receipts,
+            responders,
+        })
     }
-
     fn receipt(&self, d: &Delivery, payload: &[u8], tlvs: &Tlvs) -> NewReceipt {
         let text = String::from_utf8_lossy(payload).into_owned();
         let id_tlv = tlvs.get(TlvTag::RECEIPTED_MESSAGE_ID);
@@ -451,38 +496,41 @@ pub async fn roll_up(
     matches: Vec<(Arc<CarrierEntry>, ReceiptMatch)>,
 ) -> bool {
     // The last match of a message is its latest view of the parts.
-    let mut latest: Vec<(Arc<CarrierEntry>, ReceiptMatch)> = Vec::new();
+    let mut latest: Vec<(Arc<CarrierEntry>, ReceiptMatch)> = Vec::with_capacity(matches.len());
+    let mut seen: HashMap<MessageId, usize> = HashMap::with_capacity(matches.len());
     for (carrier, m) in matches {
-        match latest
-            .iter_mut()
-            .find(|(_, l)| l.message_id == m.message_id)
-        {
-            Some(slot) => *slot = (carrier, m),
-            None => latest.push((carrier, m)),
+        match seen.entry(m.message_id) {
+            Entry::Occupied(at) => latest[*at.get()] = (carrier, m),
+            Entry::Vacant(at) => {
+                at.insert(latest.len());
+                latest.push((carrier, m));
+            }
         }
     }
-    let mut complete = true;
-    let mut changes = Vec::new();
-    for (carrier, m) in latest {
-        if !matches!(
+    latest.retain(|(carrier, m)| {
+        matches!(
             m.message_state,
             MessageState::Submitted | MessageState::Submitting
-        ) || verdict(&carrier, &m).is_none()
-        {
-            continue;
-        }
-        // The message itself: its webhook URL, and how often it went out already.
-        let detail = match store.get(m.message_id).await {
-            Ok(Some(detail)) => detail,
-            Ok(None) => continue,
+        ) && verdict(carrier, m).is_some()
+    });
+    let mut complete = true;
+    let mut changes = Vec::new();
+    for chunk in latest.chunks(crate::store::MAX_BATCH) {
+        // The messages themselves, in one read: webhook URLs, and how often each went out.
+        let ids = chunk.iter().map(|(_, m)| m.message_id).collect();
+        let details = match store.get_many(ids).await {
+            Ok(details) => details,
             Err(e) => {
-                tracing::error!(error = %e, "reading a message to roll up its receipts failed");
+                tracing::error!(error = %e, "reading messages to roll up their receipts failed");
                 complete = false;
                 continue;
             }
         };
-        if let Some(change) = decide(&carrier, &m, &detail) {
-            changes.push((detail.message, change));
+        for ((carrier, m), detail) in chunk.iter().zip(details) {
+            let Some(detail) = detail else { continue };
+            if let Some(change) = decide(carrier, m, &detail) {
+                changes.push((detail.message, change));
+            }
         }
     }
     apply_and_notify(store, webhooks, changes).await && complete
@@ -574,12 +622,12 @@ pub async fn expire_overdue(
         let Ok(ids) = store.receipt_overdue(crate::store::MAX_BATCH).await else {
             continue;
         };
+        let Ok(details) = store.get_many(ids.clone()).await else {
+            continue;
+        };
         let mut changes = Vec::with_capacity(ids.len());
-        for id in ids {
-            let detail = match store.get(id).await {
-                Ok(Some(detail)) => detail,
-                _ => continue,
-            };
+        for (id, detail) in ids.into_iter().zip(details) {
+            let Some(detail) = detail else { continue };
             let decided = detail
                 .parts
                 .first()

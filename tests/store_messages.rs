@@ -406,6 +406,38 @@ async fn list_filters_by_state_destination_and_creation_time() {
 }
 
 #[tokio::test]
+async fn get_many_answers_each_id_in_order_and_refuses_an_oversized_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let store = open(dir.path(), &clock).await;
+    let out = store
+        .accept(vec![message("+441"), message("+442"), message("+443")])
+        .await
+        .unwrap();
+    let ids: Vec<_> = out.iter().map(inserted).collect();
+    let forged = MessageId::from_u128(ids[1].as_u128() ^ (0xFFFF_u128 << 80));
+    let asked = vec![ids[2], forged, ids[0], ids[2]];
+    let got = store.get_many(asked).await.unwrap();
+    let to: Vec<Option<&str>> = got
+        .iter()
+        .map(|d| d.as_ref().map(|d| d.message.to.as_str()))
+        .collect();
+    assert_eq!(to, [Some("+443"), None, Some("+441"), Some("+443")]);
+    for (detail, id) in got.iter().zip([ids[2], forged, ids[0], ids[2]]) {
+        if let Some(detail) = detail {
+            assert_eq!(detail.message.id, id);
+            assert_eq!(Some(detail), store.get(id).await.unwrap().as_ref());
+        }
+    }
+    assert_eq!(store.get_many(Vec::new()).await.unwrap(), Vec::new());
+    let too_many = vec![ids[0]; 1001];
+    assert!(matches!(
+        store.get_many(too_many).await,
+        Err(StoreError::TooMany { len: 1001, .. })
+    ));
+}
+
+#[tokio::test]
 async fn an_id_that_names_a_row_but_not_its_message_finds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(T0));

@@ -131,6 +131,10 @@ pub trait Store: Send + Sync {
     /// A message with its parts, attempts and matched receipts.
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<MessageDetail>>;
 
+    /// [`Store::get`] for up to [`MAX_BATCH`] messages at once, read in one snapshot: the
+    /// answer has one entry per id, in order.
+    fn get_many(&self, ids: Vec<MessageId>) -> StoreFuture<'_, Vec<Option<MessageDetail>>>;
+
     /// A page of messages, newest first, filtered by state, destination and creation time.
     /// Paging with the returned cursor visits every message that existed when paging began
     /// and still matches, exactly once, whatever is inserted meanwhile.

@@ -445,6 +445,16 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read::get(conn, id)))
     }
 
+    fn get_many(&self, ids: Vec<MessageId>) -> StoreFuture<'_, Vec<Option<MessageDetail>>> {
+        Box::pin(async move {
+            check_batch("messages", ids.len())?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read(move |conn| read::get_many(conn, &ids)).await
+        })
+    }
+
     fn list(&self, query: ListQuery) -> StoreFuture<'_, Page> {
         Box::pin(self.read(move |conn| read::list(conn, &query)))
     }

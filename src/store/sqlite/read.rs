@@ -96,21 +96,32 @@ fn check_limit(limit: usize) -> Result<usize, StoreError> {
 }
 
 pub(super) fn get(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
+    snapshot(conn, |conn| get_one(conn, id))
+}
+
+pub(super) fn get_many(
+    conn: &Connection,
+    ids: &[MessageId],
+) -> Result<Vec<Option<MessageDetail>>, StoreError> {
     snapshot(conn, |conn| {
-        let bytes = id.to_bytes();
-        // The row number is the id's sequence; the whole id is checked on the row.
-        let rid = i64::try_from(id.sequence()).unwrap_or(-1);
-        let found = conn
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"
-            ))?
-            .query_row(params![rid, &bytes[..]], |row| Ok(rows::message(row, 0)))
-            .optional()?;
-        match found {
-            Some(message) => detail(conn, rid, message?).map(Some),
-            None => Ok(None),
-        }
+        ids.iter().map(|&id| get_one(conn, id)).collect()
     })
+}
+
+fn get_one(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
+    let bytes = id.to_bytes();
+    // The row number is the id's sequence; the whole id is checked on the row.
+    let rid = i64::try_from(id.sequence()).unwrap_or(-1);
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"
+        ))?
+        .query_row(params![rid, &bytes[..]], |row| Ok(rows::message(row, 0)))
+        .optional()?;
+    match found {
+        Some(message) => detail(conn, rid, message?).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail, StoreError> {
