@@ -15,7 +15,10 @@
 //! itself alone: writes say `OR FAIL`, which spares SQLite the statement journal (a copy of
 //! every page a statement touches that the transaction had already changed).
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -139,6 +142,92 @@ pub(super) struct Writer {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
+    /// With `synchronous = full`: makes each commit durable before it is answered.
+    pub(super) syncer: Option<Syncer>,
+}
+
+/// Makes commits durable off the writer's thread, so the next transaction runs while the
+/// last one is flushed to the disk.
+///
+/// With `synchronous = full` the writer's connection runs at SQLite's NORMAL level (a commit
+/// writes the WAL but does not sync it; checkpoints and WAL restarts still sync as at FULL)
+/// and hands each committed batch here. This thread syncs the WAL file, which flushes every
+/// commit written before the sync began, and only then answers the batch's callers: an
+/// answer still means the write is on the disk, and one sync covers every batch that
+/// committed meanwhile. Answers keep commit order. If a sync fails, what it covered may not
+/// be on the disk: those callers get the error, and so does every write after it (the
+/// store takes no more writes until it is reopened).
+pub(super) struct Syncer {
+    tx: std::sync::mpsc::Sender<Vec<Box<dyn Task>>>,
+    handle: JoinHandle<()>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Syncer {
+    /// Starts the thread for the database at `db` (its WAL is `db` + `-wal`).
+    pub(super) fn start(db: &std::path::Path) -> std::io::Result<Syncer> {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Box<dyn Task>>>();
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&failed);
+        let handle = std::thread::Builder::new()
+            .name("smppd-store-sync".into())
+            .spawn(move || {
+                while let Ok(mut done) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        done.extend(more);
+                    }
+                    let synced = if flag.load(Ordering::Acquire) {
+                        Err(std::io::Error::other(SYNC_FAILED))
+                    } else {
+                        sync_wal(&wal)
+                    };
+                    match synced {
+                        Ok(()) => done.into_iter().for_each(|task| task.succeed()),
+                        Err(e) => {
+                            flag.store(true, Ordering::Release);
+                            tracing::error!(error = %e, "syncing the store's WAL failed: the store takes no more writes");
+                            let error = StoreError::Io(Arc::new(e));
+                            done.into_iter().for_each(|task| task.fail(error.clone()));
+                        }
+                    }
+                }
+            })?;
+        Ok(Syncer { tx, handle, failed })
+    }
+
+    /// Answers the tasks once what they wrote is on the disk.
+    fn hand_over(&self, tasks: Vec<Box<dyn Task>>) {
+        if let Err(back) = self.tx.send(tasks) {
+            // The thread is gone (it never ends before the writer drops the sender).
+            let error = StoreError::Io(Arc::new(std::io::Error::other(SYNC_FAILED)));
+            back.0.into_iter().for_each(|task| task.fail(error.clone()));
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Answers everything handed over, then ends the thread.
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.handle.join();
+    }
+}
+
+const SYNC_FAILED: &str = "an earlier sync of the write-ahead log failed";
+
+/// Flushes the WAL file to the disk. No WAL file means nothing waits in one: SQLite removes
+/// it only after checkpointing it into the synced database.
+fn sync_wal(wal: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Writer {
@@ -172,16 +261,28 @@ impl Writer {
                 self.commit(&mut batch);
             }
         }
+        // Every commit answered before the connection closes.
+        if let Some(syncer) = self.syncer.take() {
+            syncer.finish();
+        }
         // Dropping the connection closes it cleanly (a final checkpoint).
     }
 
     /// Runs a batch in one transaction and answers it; on failure, runs each task alone.
     fn commit(&mut self, batch: &mut Vec<Box<dyn Task>>) {
+        if self.syncer.as_ref().is_some_and(Syncer::failed) {
+            let error = StoreError::Io(Arc::new(std::io::Error::other(SYNC_FAILED)));
+            for task in batch.drain(..) {
+                task.fail(error.clone());
+            }
+            return;
+        }
         match self.run_batch(batch) {
             Ok(deltas) => {
                 self.counts.apply(&deltas);
-                for task in batch.drain(..) {
-                    task.succeed();
+                match &self.syncer {
+                    Some(syncer) => syncer.hand_over(std::mem::take(batch)),
+                    None => batch.drain(..).for_each(|task| task.succeed()),
                 }
             }
             Err(error) if batch.len() == 1 || is_systemic(&error) => {
@@ -1058,6 +1159,19 @@ pub(super) fn ping(cx: &mut Ctx<'_>, _: &()) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syncing_a_missing_wal_is_nothing_to_do_and_a_present_one_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("smppd.db-wal");
+        sync_wal(&wal).unwrap();
+        std::fs::write(&wal, b"frames").unwrap();
+        sync_wal(&wal).unwrap();
+        // A path that cannot be opened is an error, never a silent success.
+        let blocked = dir.path().join("file").join("smppd.db-wal");
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        assert!(sync_wal(&blocked).is_err());
+    }
 
     /// The plan of every hot statement: each must reach its rows through an index, never by
     /// scanning a table.
