@@ -25,8 +25,9 @@
 //! pipeline per second (accepted until every part was submitted, receipted and its receipt
 //! acknowledged, as smsc-sim counts it); accept latency per request; accept-to-final latency
 //! of a sample of 2 000 (the engine's created_at to updated_at); CPU per message of the
-//! engine (the process's CPU time less the simulator's threads and the load thread), of the
-//! simulator and of the load generator, from /proc; and peak RSS (VmHWM, reset before each
+//! engine (the process's CPU time less the simulator's threads and the load thread; in
+//! brackets the store writer thread's share of it), of the simulator and of the load
+//! generator, from /proc; and peak RSS (VmHWM, reset before each
 //! scenario) of the whole process. The load generator runs on one thread of its own; the
 //! engine has two worker threads, the simulator one, all on the machine's cores.
 //!
@@ -164,6 +165,8 @@ struct Row {
     /// Messages left `submitted` with every part receipted (see the README).
     left_submitted: u64,
     engine_cpu: Option<Duration>,
+    /// Of the engine's, the store writer thread's.
+    writer_cpu: Option<Duration>,
     sim_cpu: Option<Duration>,
     load_cpu: Duration,
     /// Wall time the load thread ran.
@@ -318,6 +321,9 @@ listen = ""
 [store]
 synchronous = "{sync}"
 
+[dispatch]
+claim_batch = {claim}
+
 [[carriers]]
 name = "sim"
 hosts = ["{sim}"]
@@ -328,7 +334,8 @@ window = 100
 tps = 0
 max_pending_inbound = 2000
 "#,
-        data = dir.display()
+        data = dir.display(),
+        claim = std::env::var("PIPELINE_CLAIM").unwrap_or_else(|_| "256".into()),
     );
     let config = ConfigFile::parse(&toml)
         .expect("a valid config")
@@ -360,7 +367,7 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
     // The engine's CPU is the process's less the simulator's and the load thread's: threads
     // come and go (blocking pools, a previous engine's), and the process total keeps the
     // time of threads that ended while a per-thread sum loses it.
-    let groups = ["sim", "target"];
+    let groups = ["sim", "target", "smppd-store-wri"];
     let cpu_start = procfs::thread_cpu(&groups);
     let process_start = procfs::process_cpu();
     let started = Instant::now();
@@ -401,6 +408,7 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
     rts.engine.block_on(engine.shutdown());
     stop_sim.cancel();
     let sim_cpu = cpu_end[0].saturating_sub(cpu_start[0]);
+    let writer_cpu = cpu_end[2].saturating_sub(cpu_start[2]);
     let target_cpu = cpu_end[1].saturating_sub(cpu_start[1]);
     Row {
         summary,
@@ -408,6 +416,7 @@ fn pipeline(rts: &Runtimes, s: &Scenario, settings: &Settings) -> Row {
         drained,
         left_submitted,
         sim_cpu: Some(sim_cpu),
+        writer_cpu: Some(writer_cpu),
         engine_cpu: Some(
             process
                 .saturating_sub(sim_cpu)
@@ -469,7 +478,14 @@ fn print_row(s: &Scenario, row: &Row) {
         row.through.map_or("–".to_owned(), |r| format!("{r:.0}")),
         m.accept_latency_ms.p50,
         m.accept_latency_ms.p99,
-        per_message(row.engine_cpu, m.accepted),
+        match row.writer_cpu {
+            Some(w) => format!(
+                "{} ({})",
+                per_message(row.engine_cpu, m.accepted),
+                per_message(Some(w), m.accepted)
+            ),
+            None => per_message(row.engine_cpu, m.accepted),
+        },
         per_message(row.sim_cpu, m.accepted),
         per_message(Some(row.load_cpu), m.accepted),
         row.peak_rss
@@ -505,7 +521,7 @@ fn main() {
     );
     println!();
     println!(
-        "| scenario | how | accepted | accepted/s | through pipeline/s | accept p50 / p99 | accept→final p50 / p99 | engine CPU/msg | sim CPU/msg | load CPU/msg | peak RSS | notes |"
+        "| scenario | how | accepted | accepted/s | through pipeline/s | accept p50 / p99 | accept→final p50 / p99 | engine CPU/msg (store writer) | sim CPU/msg | load CPU/msg | peak RSS | notes |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut broken = Vec::new();
