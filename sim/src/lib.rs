@@ -38,7 +38,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ use smppd::pdu::{
 };
 use smppd::sms::{self, CarrierTextOptions, SegmentationMethod};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -127,7 +127,9 @@ pub(crate) struct Account {
     pub(crate) faults: watch::Sender<Arc<FaultState>>,
     refuse_until: Mutex<Option<Instant>>,
     pub(crate) binds: Mutex<Vec<BoundSession>>,
-    pub(crate) next_receiver: AtomicUsize,
+    /// Set by the scheduler when it found every receiving bind full; the bind that next
+    /// drains its queue clears it and wakes the scheduler through [`Shared::room`].
+    pub(crate) wants_room: AtomicBool,
     bucket: Mutex<Bucket>,
 }
 
@@ -173,6 +175,9 @@ pub(crate) struct Shared {
     /// Messages cancelled since start; while 0, receipts need no look-up before sending.
     pub(crate) cancelled: AtomicU64,
     pub(crate) jobs: mpsc::Sender<(Instant, Job)>,
+    /// Wakes the scheduler to retry the jobs it holds back: a bind drained its queue, or a
+    /// receiving bind appeared.
+    pub(crate) room: Notify,
 }
 
 impl Shared {
@@ -216,7 +221,7 @@ impl Sim {
                 faults: watch::Sender::new(Arc::new(state)),
                 refuse_until: Mutex::new(refuse_until),
                 binds: Mutex::new(Vec::new()),
-                next_receiver: AtomicUsize::new(0),
+                wants_room: AtomicBool::new(false),
                 bucket: Mutex::new(Bucket {
                     tokens: f64::from(a.faults.tps_limit.unwrap_or(1).max(1)),
                     last: now,
@@ -234,6 +239,7 @@ impl Sim {
             next_mo_reference: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             jobs,
+            room: Notify::new(),
             accounts,
             account_index,
             config,

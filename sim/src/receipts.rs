@@ -2,9 +2,10 @@
 //! held by one scheduler until due, and handed to any receiving bind of the account.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use smppd::pdu::{
@@ -54,24 +55,26 @@ pub(crate) struct Job {
     pub(crate) created: Instant,
 }
 
-struct Scheduled {
+/// A job held until due: the heap orders these small entries, the job itself waits in a slot
+/// (a heap of whole jobs would move hundreds of octets on every sift).
+struct Held {
     due: Instant,
     order: u64,
-    job: Job,
+    slot: usize,
 }
 
-impl PartialEq for Scheduled {
+impl PartialEq for Held {
     fn eq(&self, other: &Self) -> bool {
         (self.due, self.order) == (other.due, other.order)
     }
 }
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
+impl Eq for Held {}
+impl PartialOrd for Held {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Scheduled {
+impl Ord for Held {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.due, self.order).cmp(&(other.due, other.order))
     }
@@ -79,12 +82,180 @@ impl Ord for Scheduled {
 
 /// How long an undeliverable job is kept trying (no receiving bind, every bind full).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
-/// How soon a job that found no receiving bind is tried again.
+/// How soon an account without a receiving bind is tried again (a new bind wakes it sooner).
 const RETRY_NO_BIND: Duration = Duration::from_millis(100);
-/// How soon a job is tried again when every receiving bind had its queue full.
+/// How soon an account whose receiving binds were all full is tried again (a bind that
+/// drains its queue wakes it sooner).
 const RETRY_FULL: Duration = Duration::from_millis(5);
 /// Most jobs taken from the channel at once.
 const BATCH: usize = 1024;
+
+/// Why a due job could not be handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// The account has no receiving bind.
+    NoReceiver,
+    /// Every receiving bind of the account has its queue full.
+    Full,
+}
+
+impl Blocked {
+    fn retry_in(self) -> Duration {
+        match self {
+            Blocked::NoReceiver => RETRY_NO_BIND,
+            Blocked::Full => RETRY_FULL,
+        }
+    }
+}
+
+/// Where due jobs go: a receiving bind of their account.
+pub(crate) trait Deliver {
+    /// Hands `job` over, or gives it back with the reason.
+    // The job comes back by value to be parked: boxing it would allocate on every refusal.
+    #[allow(clippy::result_large_err)]
+    fn deliver(&mut self, job: Job) -> Result<(), (Job, Blocked)>;
+    /// `job` waited longer than [`GIVE_UP_AFTER`] and is dropped.
+    fn give_up(&mut self, job: Job);
+}
+
+/// Due jobs of one account that its binds could not take yet, oldest first.
+#[derive(Default)]
+struct Parked {
+    jobs: VecDeque<Job>,
+    /// When to try the front again; set while `jobs` is not empty.
+    retry_at: Option<Instant>,
+}
+
+/// The scheduler's state, without I/O: jobs wait in a heap until due, then go to their
+/// account's binds. An account whose binds cannot take a job gets a queue of its own, which
+/// keeps the order they fell due in and is retried from the front only, so a blocked account
+/// costs one attempt per retry whatever its backlog, and never delays another account.
+pub(crate) struct Scheduler {
+    heap: BinaryHeap<Reverse<Held>>,
+    /// The held jobs, by slot; `free` lists the empty slots.
+    slots: Vec<Option<Job>>,
+    free: Vec<usize>,
+    order: u64,
+    /// By account index.
+    parked: Vec<Parked>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(accounts: usize) -> Scheduler {
+        Scheduler {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            order: 0,
+            parked: (0..accounts).map(|_| Parked::default()).collect(),
+        }
+    }
+
+    fn parked(&mut self, account: usize) -> &mut Parked {
+        if account >= self.parked.len() {
+            self.parked.resize_with(account + 1, Parked::default);
+        }
+        &mut self.parked[account]
+    }
+
+    /// Takes a job due at `due`: handed over now when it is due and nothing held is due
+    /// before it (receipts without delay, MO), else held.
+    pub(crate) fn add(&mut self, now: Instant, due: Instant, job: Job, out: &mut impl Deliver) {
+        if due <= now && self.heap.peek().is_none_or(|h| h.0.due > due) {
+            self.fall_due(now, job, out);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(job);
+                slot
+            }
+            None => {
+                self.slots.push(Some(job));
+                self.slots.len() - 1
+            }
+        };
+        self.order += 1;
+        self.heap.push(Reverse(Held {
+            due,
+            order: self.order,
+            slot,
+        }));
+    }
+
+    /// A job is due: to its account's binds, unless jobs due before it still wait.
+    fn fall_due(&mut self, now: Instant, job: Job, out: &mut impl Deliver) {
+        let parked = self.parked(job.account);
+        if !parked.jobs.is_empty() {
+            parked.jobs.push_back(job);
+            return;
+        }
+        if let Err((job, why)) = out.deliver(job) {
+            parked.jobs.push_back(job);
+            parked.retry_at = Some(now + why.retry_in());
+        }
+    }
+
+    /// Does what is due at `now`: retries parked accounts whose retry time came (all of
+    /// them when `room`: a bind drained its queue or appeared), then hands over held jobs
+    /// that fell due.
+    pub(crate) fn poll(&mut self, now: Instant, room: bool, out: &mut impl Deliver) {
+        for account in 0..self.parked.len() {
+            let p = &self.parked[account];
+            if !p.jobs.is_empty() && (room || p.retry_at.is_some_and(|t| t <= now)) {
+                self.retry(now, account, out);
+            }
+        }
+        while self.heap.peek().is_some_and(|h| h.0.due <= now) {
+            let Some(Reverse(held)) = self.heap.pop() else {
+                break;
+            };
+            self.free.push(held.slot);
+            // Every slot in the heap holds its job until popped here.
+            if let Some(job) = self.slots[held.slot].take() {
+                self.fall_due(now, job, out);
+            }
+        }
+    }
+
+    /// Hands over an account's parked jobs from the front until one is refused.
+    fn retry(&mut self, now: Instant, account: usize, out: &mut impl Deliver) {
+        let parked = &mut self.parked[account];
+        while let Some(job) = parked.jobs.pop_front() {
+            if now.saturating_duration_since(job.created) > GIVE_UP_AFTER {
+                out.give_up(job);
+                continue;
+            }
+            if let Err((job, why)) = out.deliver(job) {
+                parked.jobs.push_front(job);
+                parked.retry_at = Some(now + why.retry_in());
+                return;
+            }
+        }
+        parked.retry_at = None;
+    }
+
+    /// When [`Scheduler::poll`] has something to do next, if ever.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let parked = self
+            .parked
+            .iter()
+            .filter(|p| !p.jobs.is_empty())
+            .filter_map(|p| p.retry_at);
+        self.heap
+            .peek()
+            .map(|h| h.0.due)
+            .into_iter()
+            .chain(parked)
+            .min()
+    }
+
+    /// Jobs held or parked.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.heap.len() + self.parked.iter().map(|p| p.jobs.len()).sum::<usize>()
+    }
+}
 
 /// Runs until cancelled: holds jobs until due, then hands each to a receiving bind.
 pub(crate) async fn scheduler(
@@ -92,20 +263,24 @@ pub(crate) async fn scheduler(
     mut rx: mpsc::Receiver<(Instant, Job)>,
     shutdown: CancellationToken,
 ) {
-    let mut heap: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
-    let mut order = 0u64;
+    let mut core = Scheduler::new(shared.accounts.len());
+    let mut binds = Binds {
+        shared: &shared,
+        next_receiver: vec![0; shared.accounts.len()],
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
     loop {
-        let next = heap.peek().map(|s| s.0.due);
+        let next = core.next_wake();
         if next != armed {
             if let Some(d) = next {
                 timer.as_mut().reset(d.into());
             }
             armed = next;
         }
+        let mut room = false;
         tokio::select! {
             received = rx.recv_many(&mut batch, BATCH) => {
                 if received == 0 {
@@ -113,82 +288,67 @@ pub(crate) async fn scheduler(
                 }
                 let now = Instant::now();
                 for (due, job) in batch.drain(..) {
-                    // Due already, and nothing held is due before it: hand it over without
-                    // a trip through the heap (receipts without delay, MO).
-                    let job = if due <= now && heap.peek().is_none_or(|s| s.0.due > due) {
-                        match hand_over(&shared, job) {
-                            None => continue,
-                            Some((job, retry)) => {
-                                order += 1;
-                                heap.push(Reverse(Scheduled { due: now + retry, order, job }));
-                                continue;
-                            }
-                        }
-                    } else {
-                        job
-                    };
-                    order += 1;
-                    heap.push(Reverse(Scheduled { due, order, job }));
+                    core.add(now, due, job, &mut binds);
                 }
             }
             () = &mut timer, if armed.is_some() => {
                 armed = None;
             }
+            () = shared.room.notified() => room = true,
             () = shutdown.cancelled() => return,
         }
-        // Hand over whatever is due, whichever branch woke us: under load jobs arrive due.
-        let now = Instant::now();
-        while heap.peek().is_some_and(|s| s.0.due <= now) {
-            let Some(Reverse(s)) = heap.pop() else { break };
-            if let Some((job, retry)) = hand_over(&shared, s.job) {
-                if now.duration_since(job.created) > GIVE_UP_AFTER {
-                    shared
-                        .stats
-                        .receipts_dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    continue;
-                }
-                order += 1;
-                heap.push(Reverse(Scheduled {
-                    due: now + retry,
-                    order,
-                    job,
-                }));
-            }
-        }
+        // Whichever branch woke us: under load jobs arrive due.
+        core.poll(Instant::now(), room, &mut binds);
     }
 }
 
-/// Gives the job to a receiving bind of its account, round robin. Returns it, with when to
-/// try again, when none can take it now.
-fn hand_over(shared: &Shared, job: Job) -> Option<(Job, Duration)> {
-    let account = &shared.accounts[job.account];
-    let Ok(binds) = account.binds.lock() else {
-        return Some((job, RETRY_NO_BIND));
-    };
-    let receivers = binds.iter().filter(|b| b.bind_type.can_receive()).count();
-    if receivers == 0 {
-        return Some((job, RETRY_NO_BIND));
+/// The accounts' receiving binds, as the scheduler hands jobs to them.
+struct Binds<'a> {
+    shared: &'a Shared,
+    /// Per account, where the round robin over its receiving binds starts next.
+    next_receiver: Vec<usize>,
+}
+
+impl Deliver for Binds<'_> {
+    /// Gives the job to a receiving bind of its account, round robin.
+    fn deliver(&mut self, job: Job) -> Result<(), (Job, Blocked)> {
+        let index = job.account;
+        let account = &self.shared.accounts[index];
+        let Ok(binds) = account.binds.lock() else {
+            return Err((job, Blocked::NoReceiver));
+        };
+        let receivers = binds.iter().filter(|b| b.bind_type.can_receive()).count();
+        if receivers == 0 {
+            return Err((job, Blocked::NoReceiver));
+        }
+        let start = self.next_receiver[index];
+        self.next_receiver[index] = start.wrapping_add(1);
+        let mut job = job;
+        let candidates = binds
+            .iter()
+            .filter(|b| b.bind_type.can_receive())
+            .cycle()
+            .skip(start % receivers)
+            .take(receivers);
+        for bind in candidates {
+            match bind.tx.try_send(Outbound::Deliver(job)) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(Outbound::Deliver(j)))
+                | Err(mpsc::error::TrySendError::Closed(Outbound::Deliver(j))) => job = j,
+                Err(_) => return Ok(()),
+            }
+        }
+        // Asks the binds to say when one drains its queue.
+        account.wants_room.store(true, Relaxed);
+        Err((job, Blocked::Full))
     }
-    let start = account
-        .next_receiver
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut job = job;
-    let mut candidates = binds
-        .iter()
-        .filter(|b| b.bind_type.can_receive())
-        .cycle()
-        .skip(start % receivers)
-        .take(receivers);
-    for bind in candidates.by_ref() {
-        match bind.tx.try_send(Outbound::Deliver(job)) {
-            Ok(()) => return None,
-            Err(mpsc::error::TrySendError::Full(Outbound::Deliver(j)))
-            | Err(mpsc::error::TrySendError::Closed(Outbound::Deliver(j))) => job = j,
-            Err(_) => return None,
+
+    fn give_up(&mut self, job: Job) {
+        // (An MO part given up is not a receipt: it is not counted as one.)
+        if matches!(job.kind, JobKind::Receipt { .. }) {
+            self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
         }
     }
-    Some((job, RETRY_FULL))
 }
 
 /// `YYMMDDhhmm` in UTC, as Appendix B writes receipt dates.
@@ -320,6 +480,150 @@ pub(crate) fn receipt_body(facts: &ReceiptFacts<'_>) -> SubmitSm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// Binds that take `room[account]` more jobs (an account missing has no receiver).
+    #[derive(Default)]
+    struct FakeBinds {
+        room: HashMap<usize, usize>,
+        /// (account, message id) in the order handed over.
+        delivered: Vec<(usize, String)>,
+        attempts: HashMap<usize, usize>,
+        given_up: Vec<String>,
+    }
+
+    fn id_of(job: &Job) -> String {
+        match &job.kind {
+            JobKind::Receipt { message_id } => message_id.clone(),
+            JobKind::Mo => String::new(),
+        }
+    }
+
+    impl Deliver for FakeBinds {
+        fn deliver(&mut self, job: Job) -> Result<(), (Job, Blocked)> {
+            *self.attempts.entry(job.account).or_default() += 1;
+            match self.room.get_mut(&job.account) {
+                None => Err((job, Blocked::NoReceiver)),
+                Some(0) => Err((job, Blocked::Full)),
+                Some(n) => {
+                    *n -= 1;
+                    self.delivered.push((job.account, id_of(&job)));
+                    Ok(())
+                }
+            }
+        }
+
+        fn give_up(&mut self, job: Job) {
+            self.given_up.push(id_of(&job));
+        }
+    }
+
+    fn job(account: usize, id: &str, created: Instant) -> Job {
+        Job {
+            account,
+            kind: JobKind::Receipt {
+                message_id: id.into(),
+            },
+            body: SubmitSm::default(),
+            attempts: 0,
+            created,
+        }
+    }
+
+    fn ids_of(binds: &FakeBinds, account: usize) -> Vec<&str> {
+        binds
+            .delivered
+            .iter()
+            .filter(|(a, _)| *a == account)
+            .map(|(_, id)| id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn parks_a_full_accounts_jobs_in_order_without_holding_up_another_account() {
+        let t0 = Instant::now();
+        let mut binds = FakeBinds::default();
+        binds.room.insert(0, 2);
+        binds.room.insert(1, usize::MAX);
+        let mut s = Scheduler::new(2);
+        for i in 0..5 {
+            s.add(t0, t0, job(0, &format!("a{i}"), t0), &mut binds);
+            s.add(t0, t0, job(1, &format!("b{i}"), t0), &mut binds);
+        }
+        assert_eq!(ids_of(&binds, 0), ["a0", "a1"]);
+        assert_eq!(ids_of(&binds, 1), ["b0", "b1", "b2", "b3", "b4"]);
+        // Once refused, the account's later jobs queue up without trying its binds.
+        assert_eq!(binds.attempts[&0], 3);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.next_wake(), Some(t0 + RETRY_FULL));
+
+        // Not yet due for a retry: nothing tried.
+        s.poll(t0 + Duration::from_millis(1), false, &mut binds);
+        assert_eq!(binds.attempts[&0], 3);
+        // A retry tries from the front and stops at the first refusal.
+        binds.room.insert(0, 1);
+        s.poll(t0 + RETRY_FULL, false, &mut binds);
+        assert_eq!(ids_of(&binds, 0), ["a0", "a1", "a2"]);
+        assert_eq!(binds.attempts[&0], 5);
+        // A job falling due meanwhile goes behind those still waiting.
+        let t1 = t0 + RETRY_FULL;
+        s.add(
+            t1,
+            t1 + Duration::from_millis(1),
+            job(0, "a5", t0),
+            &mut binds,
+        );
+        binds.room.insert(0, usize::MAX);
+        s.poll(t1 + Duration::from_millis(1), true, &mut binds);
+        assert_eq!(ids_of(&binds, 0), ["a0", "a1", "a2", "a3", "a4", "a5"]);
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.next_wake(), None);
+    }
+
+    #[test]
+    fn holds_jobs_until_due_in_due_order() {
+        let t0 = Instant::now();
+        let mut binds = FakeBinds::default();
+        binds.room.insert(0, usize::MAX);
+        let mut s = Scheduler::new(1);
+        let ms = Duration::from_millis;
+        s.add(t0, t0 + ms(30), job(0, "late", t0), &mut binds);
+        s.add(t0, t0 + ms(10), job(0, "early", t0), &mut binds);
+        s.add(t0, t0 + ms(20), job(0, "middle", t0), &mut binds);
+        assert_eq!(s.next_wake(), Some(t0 + ms(10)));
+        s.poll(t0 + ms(5), false, &mut binds);
+        assert!(binds.delivered.is_empty());
+        // Due now, but one held is due before it: it waits its turn.
+        s.add(t0 + ms(25), t0 + ms(25), job(0, "now", t0), &mut binds);
+        s.poll(t0 + ms(25), false, &mut binds);
+        assert_eq!(ids_of(&binds, 0), ["early", "middle", "now"]);
+        s.poll(t0 + ms(30), false, &mut binds);
+        assert_eq!(ids_of(&binds, 0), ["early", "middle", "now", "late"]);
+    }
+
+    #[test]
+    fn retries_an_account_without_receivers_slowly_and_gives_up_after_an_hour() {
+        let t0 = Instant::now();
+        let mut binds = FakeBinds::default();
+        let mut s = Scheduler::new(1);
+        s.add(t0, t0, job(0, "old", t0), &mut binds);
+        let t1 = t0 + Duration::from_secs(1800);
+        s.add(t1, t1, job(0, "newer", t1), &mut binds);
+        assert_eq!(s.next_wake(), Some(t0 + RETRY_NO_BIND));
+        assert_eq!(binds.attempts[&0], 1);
+
+        let late = t0 + GIVE_UP_AFTER + Duration::from_secs(1);
+        s.poll(late, false, &mut binds);
+        assert_eq!(binds.given_up, ["old"]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.next_wake(), Some(late + RETRY_NO_BIND));
+
+        // A receiving bind appears: the one left goes at once.
+        binds.room.insert(0, usize::MAX);
+        s.poll(late, true, &mut binds);
+        assert_eq!(ids_of(&binds, 0), ["newer"]);
+        assert_eq!(s.len(), 0);
+    }
 
     #[test]
     fn receipt_dates_are_utc_yymmddhhmm() {

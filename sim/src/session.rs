@@ -312,10 +312,26 @@ impl Conn {
         while self.pending_out.len() < MAX_OUT_PENDING {
             match rx.try_recv() {
                 Ok(out) => self.outbound(now, out),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    self.drained();
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
         self.outbound = Some(rx);
+    }
+
+    /// This bind's delivery queue is empty: if the scheduler holds jobs back because the
+    /// account's binds were full, it may try again now rather than at its next retry.
+    fn drained(&self) {
+        if let State::Bound(b) = &self.state {
+            let account = &self.shared.accounts[b.account];
+            // A plain load first: this runs for every batch of deliveries.
+            if account.wants_room.load(Relaxed) && account.wants_room.swap(false, Relaxed) {
+                self.shared.room.notify_one();
+            }
+        }
     }
 
     /// The account's faults were changed at run time: a disconnect_after_secs set now applies
@@ -573,6 +589,10 @@ impl Conn {
         self.faults = Some(faults.borrow().clone());
         self.faults_rx = Some(faults);
         self.outbound = Some(rx);
+        if bind_type.can_receive() {
+            // Jobs held back for want of a receiving bind can go now.
+            self.shared.room.notify_one();
+        }
         self.shared.stats.binds_total.fetch_add(1, Relaxed);
         self.shared.stats.binds_active.fetch_add(1, Relaxed);
         let body = BindResp {
