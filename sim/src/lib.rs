@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use config::{BindType, Faults, SimConfig};
-use ids::IdGenerator;
+use ids::{IdCodec, IdText};
 use receipts::{Job, JobKind};
 use stats::Stats;
 use store::{Handset, MessageTable};
@@ -168,7 +168,10 @@ pub(crate) struct Shared {
     pub(crate) messages: Mutex<MessageTable>,
     pub(crate) handset: Mutex<Handset>,
     pub(crate) stats: Stats,
-    ids: Mutex<IdGenerator>,
+    /// How message ids are written and read back.
+    pub(crate) ids: IdCodec,
+    /// The last message id counter handed out.
+    last_message: AtomicU64,
     pub(crate) next_session: AtomicU64,
     /// The next concatenation reference for an MO message (8-bit UDH, low octet used).
     next_mo_reference: AtomicU64,
@@ -181,11 +184,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn next_message_id(&self) -> String {
-        match self.ids.lock() {
-            Ok(mut ids) => ids.next_id(),
-            Err(_) => String::new(),
-        }
+    /// A new message id: its counter (the message table's key) and its text.
+    pub(crate) fn next_message_id(&self) -> (u64, IdText) {
+        let counter = self.last_message.fetch_add(1, Relaxed) + 1;
+        (counter, self.ids.id(counter))
     }
 }
 
@@ -233,7 +235,8 @@ impl Sim {
         let shared = Arc::new(Shared {
             messages: Mutex::new(MessageTable::new(config.max_messages)),
             handset: Mutex::new(Handset::new(config.max_handset_messages)),
-            ids: Mutex::new(IdGenerator::new(config.message_id_format, config.seed)),
+            ids: IdCodec::new(config.message_id_format, config.seed),
+            last_message: AtomicU64::new(0),
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
             next_mo_reference: AtomicU64::new(0),

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Outcome, ReceiptFormat, ReceiptIdStyle};
-use crate::ids::{MessageIdFormat, numeric_value};
 use crate::{Outbound, Shared};
 
 /// The message_state a receipt `stat` stands for (3.4 Table B-2, §4.9).
@@ -37,8 +36,8 @@ pub(crate) fn stat_state(stat: &str) -> Option<MessageState> {
 /// What a job carries to the ESME.
 #[derive(Clone, Debug)]
 pub(crate) enum JobKind {
-    /// A delivery receipt for this message id.
-    Receipt { message_id: String },
+    /// A delivery receipt for the message with this id counter (the table's key).
+    Receipt { message: u64 },
     /// One part of a mobile-originated message.
     Mo,
 }
@@ -387,7 +386,8 @@ fn write_receipt_date(out: &mut String, t: SystemTime) {
 /// Everything needed to write one receipt.
 pub(crate) struct ReceiptFacts<'a> {
     pub(crate) message_id: &'a str,
-    pub(crate) id_format: MessageIdFormat,
+    /// The id's value as a number (hex and decimal ids), for writing it in the other base.
+    pub(crate) numeric_id: Option<u64>,
     pub(crate) text_id: ReceiptIdStyle,
     pub(crate) format: ReceiptFormat,
     pub(crate) outcome: &'a Outcome,
@@ -403,11 +403,7 @@ pub(crate) struct ReceiptFacts<'a> {
 
 /// Appends the id as the receipt text writes it.
 fn write_id(out: &mut String, facts: &ReceiptFacts<'_>) {
-    let value = match facts.text_id {
-        ReceiptIdStyle::Same => None,
-        _ => numeric_value(facts.message_id, facts.id_format),
-    };
-    let _ = match (facts.text_id, value) {
+    let _ = match (facts.text_id, facts.numeric_id) {
         (ReceiptIdStyle::Hex, Some(v)) => write!(out, "{v:X}"),
         (ReceiptIdStyle::Decimal, Some(v)) => write!(out, "{v:010}"),
         _ => out.write_str(facts.message_id),
@@ -487,15 +483,15 @@ mod tests {
     struct FakeBinds {
         room: HashMap<usize, usize>,
         /// (account, message id) in the order handed over.
-        delivered: Vec<(usize, String)>,
+        delivered: Vec<(usize, u64)>,
         attempts: HashMap<usize, usize>,
-        given_up: Vec<String>,
+        given_up: Vec<u64>,
     }
 
-    fn id_of(job: &Job) -> String {
-        match &job.kind {
-            JobKind::Receipt { message_id } => message_id.clone(),
-            JobKind::Mo => String::new(),
+    fn id_of(job: &Job) -> u64 {
+        match job.kind {
+            JobKind::Receipt { message } => message,
+            JobKind::Mo => 0,
         }
     }
 
@@ -518,24 +514,22 @@ mod tests {
         }
     }
 
-    fn job(account: usize, id: &str, created: Instant) -> Job {
+    fn job(account: usize, message: u64, created: Instant) -> Job {
         Job {
             account,
-            kind: JobKind::Receipt {
-                message_id: id.into(),
-            },
+            kind: JobKind::Receipt { message },
             body: SubmitSm::default(),
             attempts: 0,
             created,
         }
     }
 
-    fn ids_of(binds: &FakeBinds, account: usize) -> Vec<&str> {
+    fn ids_of(binds: &FakeBinds, account: usize) -> Vec<u64> {
         binds
             .delivered
             .iter()
             .filter(|(a, _)| *a == account)
-            .map(|(_, id)| id.as_str())
+            .map(|&(_, id)| id)
             .collect()
     }
 
@@ -547,11 +541,11 @@ mod tests {
         binds.room.insert(1, usize::MAX);
         let mut s = Scheduler::new(2);
         for i in 0..5 {
-            s.add(t0, t0, job(0, &format!("a{i}"), t0), &mut binds);
-            s.add(t0, t0, job(1, &format!("b{i}"), t0), &mut binds);
+            s.add(t0, t0, job(0, 100 + i, t0), &mut binds);
+            s.add(t0, t0, job(1, 200 + i, t0), &mut binds);
         }
-        assert_eq!(ids_of(&binds, 0), ["a0", "a1"]);
-        assert_eq!(ids_of(&binds, 1), ["b0", "b1", "b2", "b3", "b4"]);
+        assert_eq!(ids_of(&binds, 0), [100, 101]);
+        assert_eq!(ids_of(&binds, 1), [200, 201, 202, 203, 204]);
         // Once refused, the account's later jobs queue up without trying its binds.
         assert_eq!(binds.attempts[&0], 3);
         assert_eq!(s.len(), 3);
@@ -563,19 +557,19 @@ mod tests {
         // A retry tries from the front and stops at the first refusal.
         binds.room.insert(0, 1);
         s.poll(t0 + RETRY_FULL, false, &mut binds);
-        assert_eq!(ids_of(&binds, 0), ["a0", "a1", "a2"]);
+        assert_eq!(ids_of(&binds, 0), [100, 101, 102]);
         assert_eq!(binds.attempts[&0], 5);
         // A job falling due meanwhile goes behind those still waiting.
         let t1 = t0 + RETRY_FULL;
         s.add(
             t1,
             t1 + Duration::from_millis(1),
-            job(0, "a5", t0),
+            job(0, 105, t0),
             &mut binds,
         );
         binds.room.insert(0, usize::MAX);
         s.poll(t1 + Duration::from_millis(1), true, &mut binds);
-        assert_eq!(ids_of(&binds, 0), ["a0", "a1", "a2", "a3", "a4", "a5"]);
+        assert_eq!(ids_of(&binds, 0), [100, 101, 102, 103, 104, 105]);
         assert_eq!(s.len(), 0);
         assert_eq!(s.next_wake(), None);
     }
@@ -587,18 +581,18 @@ mod tests {
         binds.room.insert(0, usize::MAX);
         let mut s = Scheduler::new(1);
         let ms = Duration::from_millis;
-        s.add(t0, t0 + ms(30), job(0, "late", t0), &mut binds);
-        s.add(t0, t0 + ms(10), job(0, "early", t0), &mut binds);
-        s.add(t0, t0 + ms(20), job(0, "middle", t0), &mut binds);
+        s.add(t0, t0 + ms(30), job(0, 30, t0), &mut binds);
+        s.add(t0, t0 + ms(10), job(0, 10, t0), &mut binds);
+        s.add(t0, t0 + ms(20), job(0, 20, t0), &mut binds);
         assert_eq!(s.next_wake(), Some(t0 + ms(10)));
         s.poll(t0 + ms(5), false, &mut binds);
         assert!(binds.delivered.is_empty());
         // Due now, but one held is due before it: it waits its turn.
-        s.add(t0 + ms(25), t0 + ms(25), job(0, "now", t0), &mut binds);
+        s.add(t0 + ms(25), t0 + ms(25), job(0, 25, t0), &mut binds);
         s.poll(t0 + ms(25), false, &mut binds);
-        assert_eq!(ids_of(&binds, 0), ["early", "middle", "now"]);
+        assert_eq!(ids_of(&binds, 0), [10, 20, 25]);
         s.poll(t0 + ms(30), false, &mut binds);
-        assert_eq!(ids_of(&binds, 0), ["early", "middle", "now", "late"]);
+        assert_eq!(ids_of(&binds, 0), [10, 20, 25, 30]);
     }
 
     #[test]
@@ -606,22 +600,22 @@ mod tests {
         let t0 = Instant::now();
         let mut binds = FakeBinds::default();
         let mut s = Scheduler::new(1);
-        s.add(t0, t0, job(0, "old", t0), &mut binds);
+        s.add(t0, t0, job(0, 1, t0), &mut binds);
         let t1 = t0 + Duration::from_secs(1800);
-        s.add(t1, t1, job(0, "newer", t1), &mut binds);
+        s.add(t1, t1, job(0, 2, t1), &mut binds);
         assert_eq!(s.next_wake(), Some(t0 + RETRY_NO_BIND));
         assert_eq!(binds.attempts[&0], 1);
 
         let late = t0 + GIVE_UP_AFTER + Duration::from_secs(1);
         s.poll(late, false, &mut binds);
-        assert_eq!(binds.given_up, ["old"]);
+        assert_eq!(binds.given_up, [1]);
         assert_eq!(s.len(), 1);
         assert_eq!(s.next_wake(), Some(late + RETRY_NO_BIND));
 
         // A receiving bind appears: the one left goes at once.
         binds.room.insert(0, usize::MAX);
         s.poll(late, true, &mut binds);
-        assert_eq!(ids_of(&binds, 0), ["newer"]);
+        assert_eq!(ids_of(&binds, 0), [2]);
         assert_eq!(s.len(), 0);
     }
 
@@ -645,7 +639,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_705_321_800);
         let facts = ReceiptFacts {
             message_id: "1A2B3C4D",
-            id_format: MessageIdFormat::Hex,
+            numeric_id: Some(0x1A2B_3C4D),
             text_id: ReceiptIdStyle::Decimal,
             format: ReceiptFormat::Both,
             outcome: &outcome,
