@@ -469,13 +469,7 @@ impl SimHandle {
                 tlvs,
                 ..SubmitSm::default()
             };
-            let job = Job {
-                account: index,
-                kind: JobKind::Mo,
-                body,
-                attempts: 0,
-                created: now,
-            };
+            let job = Job::new(index, JobKind::Mo, body, now);
             self.shared
                 .jobs
                 .try_send((now, job))

@@ -3,14 +3,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
 use smppd::pdu::{
-    COctetString, DataCoding, EsmClass, MessageState, NetworkErrorCode, Npi, ShortMessage,
-    SubmitSm, TlvsBuilder, Ton,
+    Body, COctetString, DataCoding, EsmClass, MessageState, NetworkErrorCode, Npi, Pdu,
+    ShortMessage, SubmitSm, TlvsBuilder, Ton,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,11 +47,36 @@ pub(crate) enum JobKind {
 pub(crate) struct Job {
     pub(crate) account: usize,
     pub(crate) kind: JobKind,
-    pub(crate) body: SubmitSm,
+    /// The whole deliver_sm, encoded once with sequence_number 0: sending it (again) is a
+    /// copy and a patch, and a job stays small as it moves between queues.
+    pdu: Bytes,
     /// Times it was written to an ESME already.
     pub(crate) attempts: u32,
     /// When the job was made; one that cannot be delivered for an hour is given up.
     pub(crate) created: Instant,
+}
+
+impl Job {
+    /// A job carrying `body` as a deliver_sm.
+    pub(crate) fn new(account: usize, kind: JobKind, body: SubmitSm, created: Instant) -> Job {
+        Job {
+            account,
+            kind,
+            pdu: Pdu::new(0, Body::DeliverSm(body)).to_bytes(),
+            attempts: 0,
+            created,
+        }
+    }
+
+    /// Appends the deliver_sm to `buf` with `sequence_number`.
+    pub(crate) fn write(&self, sequence_number: u32, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.extend_from_slice(&self.pdu);
+        // The header's fourth word (3.4 §3.2); every PDU has the 16-octet header.
+        if let Some(seq) = buf.get_mut(start + 12..start + 16) {
+            seq.copy_from_slice(&sequence_number.to_be_bytes());
+        }
+    }
 }
 
 /// A job held until due: the heap orders these small entries, the job itself waits in a slot
@@ -110,8 +135,6 @@ impl Blocked {
 /// Where due jobs go: a receiving bind of their account.
 pub(crate) trait Deliver {
     /// Hands `job` over, or gives it back with the reason.
-    // The job comes back by value to be parked: boxing it would allocate on every refusal.
-    #[allow(clippy::result_large_err)]
     fn deliver(&mut self, job: Job) -> Result<(), (Job, Blocked)>;
     /// `job` waited longer than [`GIVE_UP_AFTER`] and is dropped.
     fn give_up(&mut self, job: Job);
@@ -372,15 +395,47 @@ fn write_receipt_date(out: &mut String, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{:02}{:02}{:02}{:02}{:02}",
-        year.rem_euclid(100),
-        month,
-        day,
+    for part in [
+        year.rem_euclid(100) as u64,
+        month as u64,
+        day as u64,
         rem / 3600,
-        (rem / 60) % 60
-    );
+        (rem / 60) % 60,
+    ] {
+        push_decimal(out, part, 2);
+    }
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits. (Receipt text is written for
+/// every message: by hand, not through `fmt`.)
+fn push_decimal(out: &mut String, mut value: u64, width: usize) {
+    // Least significant first; u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for _ in n..width {
+        out.push('0');
+    }
+    for &d in digits[..n].iter().rev() {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `value` in upper-case hex, without leading zeros.
+fn push_hex(out: &mut String, value: u64) {
+    let digits = (64 - value.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(char::from(
+            b"0123456789ABCDEF"[((value >> (4 * i)) & 0xF) as usize],
+        ));
+    }
 }
 
 /// Everything needed to write one receipt.
@@ -403,11 +458,11 @@ pub(crate) struct ReceiptFacts<'a> {
 
 /// Appends the id as the receipt text writes it.
 fn write_id(out: &mut String, facts: &ReceiptFacts<'_>) {
-    let _ = match (facts.text_id, facts.numeric_id) {
-        (ReceiptIdStyle::Hex, Some(v)) => write!(out, "{v:X}"),
-        (ReceiptIdStyle::Decimal, Some(v)) => write!(out, "{v:010}"),
-        _ => out.write_str(facts.message_id),
-    };
+    match (facts.text_id, facts.numeric_id) {
+        (ReceiptIdStyle::Hex, Some(v)) => push_hex(out, v),
+        (ReceiptIdStyle::Decimal, Some(v)) => push_decimal(out, v, 10),
+        _ => out.push_str(facts.message_id),
+    }
 }
 
 /// A deliver_sm body carrying the receipt (esm_class 0x04, 3.4 §2.11, Appendix B).
@@ -428,11 +483,11 @@ pub(crate) fn receipt_body(facts: &ReceiptFacts<'_>) -> SubmitSm {
         write_receipt_date(&mut text, facts.submitted);
         text.push_str(" done date:");
         write_receipt_date(&mut text, facts.done);
-        let _ = write!(
-            text,
-            " stat:{} err:{:03} Text:",
-            facts.outcome.stat, facts.outcome.err
-        );
+        text.push_str(" stat:");
+        text.push_str(&facts.outcome.stat);
+        text.push_str(" err:");
+        push_decimal(&mut text, u64::from(facts.outcome.err), 3);
+        text.push_str(" Text:");
         text.extend(facts.text.chars().take(20));
         // The text is ASCII with 20 characters of message at most: under 254 octets unless
         // the id is very long, in which case the message text is what gets cut.
@@ -515,13 +570,12 @@ mod tests {
     }
 
     fn job(account: usize, message: u64, created: Instant) -> Job {
-        Job {
+        Job::new(
             account,
-            kind: JobKind::Receipt { message },
-            body: SubmitSm::default(),
-            attempts: 0,
+            JobKind::Receipt { message },
+            SubmitSm::default(),
             created,
-        }
+        )
     }
 
     fn ids_of(binds: &FakeBinds, account: usize) -> Vec<u64> {
@@ -627,6 +681,32 @@ mod tests {
         // 2000-02-29 00:00 (a leap day)
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(receipt_date(t), "0002290000");
+    }
+
+    #[test]
+    fn numbers_are_written_as_fmt_would() {
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            65_535,
+            4_294_967_295,
+            u64::MAX,
+        ] {
+            for width in [0, 2, 3, 10, 25] {
+                let mut out = String::new();
+                push_decimal(&mut out, v, width);
+                assert_eq!(out, format!("{v:0width$}"));
+            }
+            let mut out = String::new();
+            push_hex(&mut out, v);
+            assert_eq!(out, format!("{v:X}"));
+        }
     }
 
     #[test]

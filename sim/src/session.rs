@@ -65,8 +65,6 @@ enum Close {
     Abrupt,
 }
 
-// Held by value in `pending_out`: boxing the job would cost an allocation per receipt.
-#[allow(clippy::large_enum_variant)]
 enum OutKind {
     Deliver(Job),
     EnquireLink,
@@ -939,13 +937,7 @@ impl Conn {
             done: submitted + final_in,
             text: &text,
         });
-        let job = Job {
-            account,
-            kind: JobKind::Receipt { message: counter },
-            body,
-            attempts: 0,
-            created: now,
-        };
+        let job = Job::new(account, JobKind::Receipt { message: counter }, body, now);
         if faults.faults.receipt_before_response {
             // On a transceiver the receipt goes out right here, ahead of the response;
             // otherwise it is due now and the response waits a little.
@@ -1111,14 +1103,13 @@ impl Conn {
                         self.tally.mo_sent += 1;
                     }
                 }
-                // The body is lent to the PDU for encoding and kept for a resend.
-                let mut job = job;
                 let seq = self.sequence();
-                let pdu = Pdu::new(seq, Body::DeliverSm(std::mem::take(&mut job.body)));
-                self.write(&pdu);
-                if let Body::DeliverSm(body) = pdu.body {
-                    job.body = body;
-                }
+                job.write(seq, &mut self.wbuf);
+                self.tally.sent(
+                    CommandId::DELIVER_SM,
+                    CommandStatus::ESME_ROK,
+                    &self.shared.stats,
+                );
                 self.await_answer(now, seq, OutKind::Deliver(job));
             }
             Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
