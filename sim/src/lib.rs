@@ -38,7 +38,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,12 +48,12 @@ use smppd::pdu::{
 };
 use smppd::sms::{self, CarrierTextOptions, SegmentationMethod};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use config::{BindType, Faults, SimConfig};
-use ids::IdGenerator;
+use ids::{IdCodec, IdText};
 use receipts::{Job, JobKind};
 use stats::Stats;
 use store::{Handset, MessageTable};
@@ -127,7 +127,9 @@ pub(crate) struct Account {
     pub(crate) faults: watch::Sender<Arc<FaultState>>,
     refuse_until: Mutex<Option<Instant>>,
     pub(crate) binds: Mutex<Vec<BoundSession>>,
-    pub(crate) next_receiver: AtomicUsize,
+    /// Set by the scheduler when it found every receiving bind full; the bind that next
+    /// drains its queue clears it and wakes the scheduler through [`Shared::room`].
+    pub(crate) wants_room: AtomicBool,
     bucket: Mutex<Bucket>,
 }
 
@@ -166,21 +168,26 @@ pub(crate) struct Shared {
     pub(crate) messages: Mutex<MessageTable>,
     pub(crate) handset: Mutex<Handset>,
     pub(crate) stats: Stats,
-    ids: Mutex<IdGenerator>,
+    /// How message ids are written and read back.
+    pub(crate) ids: IdCodec,
+    /// The last message id counter handed out.
+    last_message: AtomicU64,
     pub(crate) next_session: AtomicU64,
     /// The next concatenation reference for an MO message (8-bit UDH, low octet used).
     next_mo_reference: AtomicU64,
     /// Messages cancelled since start; while 0, receipts need no look-up before sending.
     pub(crate) cancelled: AtomicU64,
     pub(crate) jobs: mpsc::Sender<(Instant, Job)>,
+    /// Wakes the scheduler to retry the jobs it holds back: a bind drained its queue, or a
+    /// receiving bind appeared.
+    pub(crate) room: Notify,
 }
 
 impl Shared {
-    pub(crate) fn next_message_id(&self) -> String {
-        match self.ids.lock() {
-            Ok(mut ids) => ids.next_id(),
-            Err(_) => String::new(),
-        }
+    /// A new message id: its counter (the message table's key) and its text.
+    pub(crate) fn next_message_id(&self) -> (u64, IdText) {
+        let counter = self.last_message.fetch_add(1, Relaxed) + 1;
+        (counter, self.ids.id(counter))
     }
 }
 
@@ -216,7 +223,7 @@ impl Sim {
                 faults: watch::Sender::new(Arc::new(state)),
                 refuse_until: Mutex::new(refuse_until),
                 binds: Mutex::new(Vec::new()),
-                next_receiver: AtomicUsize::new(0),
+                wants_room: AtomicBool::new(false),
                 bucket: Mutex::new(Bucket {
                     tokens: f64::from(a.faults.tps_limit.unwrap_or(1).max(1)),
                     last: now,
@@ -228,12 +235,14 @@ impl Sim {
         let shared = Arc::new(Shared {
             messages: Mutex::new(MessageTable::new(config.max_messages)),
             handset: Mutex::new(Handset::new(config.max_handset_messages)),
-            ids: Mutex::new(IdGenerator::new(config.message_id_format, config.seed)),
+            ids: IdCodec::new(config.message_id_format, config.seed),
+            last_message: AtomicU64::new(0),
             stats: Stats::default(),
             next_session: AtomicU64::new(1),
             next_mo_reference: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             jobs,
+            room: Notify::new(),
             accounts,
             account_index,
             config,
@@ -460,13 +469,7 @@ impl SimHandle {
                 tlvs,
                 ..SubmitSm::default()
             };
-            let job = Job {
-                account: index,
-                kind: JobKind::Mo,
-                body,
-                attempts: 0,
-                created: now,
-            };
+            let job = Job::new(index, JobKind::Mo, body, now);
             self.shared
                 .jobs
                 .try_send((now, job))

@@ -18,16 +18,17 @@ use smppd::pdu::{
     MessageState, Pdu, PduCodec, QuerySmResp, SmResp, SubmitMulti, SubmitMultiResp, SubmitSm,
     TimeString, TlvsBuilder, UnsuccessList, UnsuccessSme,
 };
-use smppd::sms::{self, Sar};
+use smppd::sms::{self, Encoding, Sar};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BindType;
-use crate::ids::Rng;
+use crate::ids::{IdText, Rng};
 use crate::receipts::{Job, JobKind, ReceiptFacts, receipt_body, stat_state};
-use crate::store::{Arrival, FxHashMap, NewMessage, StoredMessage};
+use crate::stats::Tally;
+use crate::store::{Arrival, FxHashMap, StoredMessage};
 use crate::{BoundSession, FaultState, Outbound, Shared};
 
 /// Most deliver_sm written to one ESME and not yet answered.
@@ -64,8 +65,6 @@ enum Close {
     Abrupt,
 }
 
-// Held by value in `pending_out`: boxing the job would cost an allocation per receipt.
-#[allow(clippy::large_enum_variant)]
 enum OutKind {
     Deliver(Job),
     EnquireLink,
@@ -130,6 +129,10 @@ struct Conn {
     hold_response: bool,
     last_rx: Instant,
     close: Option<Close>,
+    /// Counts not yet added to the shared stats (after each event).
+    tally: Tally,
+    /// A message's text, decoded for its receipt (reused).
+    text: String,
 }
 
 /// Serves one connection until it closes or `shutdown` fires.
@@ -162,6 +165,8 @@ where
         hold_response: false,
         last_rx: now,
         close: None,
+        tally: Tally::default(),
+        text: String::new(),
     };
     conn.shared.stats.connections_total.fetch_add(1, Relaxed);
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -240,6 +245,7 @@ where
                 }
             }
         }
+        conn.tally.flush(&conn.shared.stats);
         for job in conn.jobs_out.drain(..) {
             if conn.shared.jobs.send(job).await.is_err() {
                 break;
@@ -279,7 +285,7 @@ fn c<const N: usize>(text: &str) -> COctetString<N> {
 /// The fields of submit_sm, data_sm and each submit_multi destination that matter here.
 struct Submission<'a> {
     source: (smppd::pdu::Ton, smppd::pdu::Npi, &'a COctetString<21>),
-    destination: (smppd::pdu::Ton, smppd::pdu::Npi, Cow<'a, str>),
+    destination: (smppd::pdu::Ton, smppd::pdu::Npi, &'a [u8]),
     udhi: bool,
     registered_delivery: u8,
     data_coding: u8,
@@ -287,7 +293,7 @@ struct Submission<'a> {
     sar: Option<Sar>,
     /// The id the ESME was given for this message when it is not this destination's own:
     /// submit_multi_resp carries one id, and every destination's receipt names it.
-    given_id: Option<&'a str>,
+    given_id: Option<(u64, IdText)>,
 }
 
 impl Conn {
@@ -312,10 +318,26 @@ impl Conn {
         while self.pending_out.len() < MAX_OUT_PENDING {
             match rx.try_recv() {
                 Ok(out) => self.outbound(now, out),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    self.drained();
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
         self.outbound = Some(rx);
+    }
+
+    /// This bind's delivery queue is empty: if the scheduler holds jobs back because the
+    /// account's binds were full, it may try again now rather than at its next retry.
+    fn drained(&self) {
+        if let State::Bound(b) = &self.state {
+            let account = &self.shared.accounts[b.account];
+            // A plain load first: this runs for every batch of deliveries.
+            if account.wants_room.load(Relaxed) && account.wants_room.swap(false, Relaxed) {
+                self.shared.room.notify_one();
+            }
+        }
     }
 
     /// The account's faults were changed at run time: a disconnect_after_secs set now applies
@@ -378,7 +400,8 @@ impl Conn {
 
     fn write(&mut self, pdu: &Pdu) {
         pdu.encode(&mut self.wbuf);
-        self.shared.stats.sent(pdu.command_id(), pdu.command_status);
+        self.tally
+            .sent(pdu.command_id(), pdu.command_status, &self.shared.stats);
     }
 
     fn respond(&mut self, sequence_number: u32, status: CommandStatus, body: Body) {
@@ -398,7 +421,7 @@ impl Conn {
     /// Sends a response now, later (latency fault) or never (drop fault).
     fn respond_with_faults(&mut self, now: Instant, pdu: Pdu, faults: &FaultState) {
         if self.rng.chance(faults.faults.drop_response_rate) {
-            self.shared.stats.responses_dropped.fetch_add(1, Relaxed);
+            self.tally.responses_dropped += 1;
             return;
         }
         let latency = faults.faults.latency;
@@ -437,7 +460,7 @@ impl Conn {
         let pdu = match item {
             Ok(pdu) => pdu,
             Err(e) => {
-                self.shared.stats.received(e.command_id);
+                self.tally.received(e.command_id);
                 // A bad body: the request's own response with the field's status, or
                 // generic_nack; the session lives on (3.4 §3.3).
                 match e.response() {
@@ -450,14 +473,14 @@ impl Conn {
                 return;
             }
         };
-        self.shared.stats.received(pdu.command_id());
+        self.tally.received(pdu.command_id());
         if let Some(faults) = &self.faults
             && faults
                 .faults
                 .disconnect_after_pdus
                 .is_some_and(|n| self.pdus_received >= n)
         {
-            self.shared.stats.disconnects_injected.fetch_add(1, Relaxed);
+            self.tally.disconnects_injected += 1;
             self.close = Some(Close::Abrupt);
             return;
         }
@@ -573,6 +596,10 @@ impl Conn {
         self.faults = Some(faults.borrow().clone());
         self.faults_rx = Some(faults);
         self.outbound = Some(rx);
+        if bind_type.can_receive() {
+            // Jobs held back for want of a receiving bind can go now.
+            self.shared.room.notify_one();
+        }
         self.shared.stats.binds_total.fetch_add(1, Relaxed);
         self.shared.stats.binds_active.fetch_add(1, Relaxed);
         let body = BindResp {
@@ -590,12 +617,30 @@ impl Conn {
     }
 
     /// The bound account if this bind may submit, else the status to refuse with.
-    fn submitter(&self) -> Result<(usize, Arc<FaultState>), CommandStatus> {
+    fn submitter(&self) -> Result<usize, CommandStatus> {
         match (&self.state, &self.faults) {
-            (State::Bound(b), Some(faults)) if b.bind_type.can_submit() => {
-                Ok((b.account, faults.clone()))
-            }
+            (State::Bound(b), Some(_)) if b.bind_type.can_submit() => Ok(b.account),
             _ => Err(CommandStatus::ESME_RINVBNDSTS),
+        }
+    }
+
+    /// Runs `f` with the bound account and its faults, or refuses `request` as
+    /// [`Conn::submitter`] says. The faults are lent out of `self` meanwhile: cloning the
+    /// `Arc` would cost two atomic operations on a count every bind of the account shares.
+    fn as_submitter(
+        &mut self,
+        request: CommandId,
+        seq: u32,
+        f: impl FnOnce(&mut Self, usize, &FaultState),
+    ) {
+        let account = match self.submitter() {
+            Ok(account) => account,
+            Err(status) => return self.refuse(request, seq, status),
+        };
+        // submitter() checked that the faults are there.
+        if let Some(faults) = self.faults.take() {
+            f(self, account, &faults);
+            self.faults = Some(faults);
         }
     }
 
@@ -628,9 +673,9 @@ impl Conn {
 
     fn error_response(&mut self, request: CommandId) -> Body {
         if self.shared.config.error_response_with_id && request == CommandId::SUBMIT_SM {
-            let id = self.shared.next_message_id();
+            let (_, id) = self.shared.next_message_id();
             return Body::SubmitSmResp(Some(SmResp {
-                message_id: c(&id),
+                message_id: c(id.as_str()),
                 tlvs: Default::default(),
             }));
         }
@@ -638,169 +683,170 @@ impl Conn {
     }
 
     fn submit_sm(&mut self, now: Instant, seq: u32, sm: &SubmitSm) {
-        let (account, faults) = match self.submitter() {
-            Ok(x) => x,
-            Err(status) => return self.refuse(CommandId::SUBMIT_SM, seq, status),
-        };
-        if let Some(status) = self.submit_refusal(now, account, &faults) {
-            let body = self.error_response(CommandId::SUBMIT_SM);
-            let pdu = Pdu {
-                command_status: status,
-                sequence_number: seq,
-                body,
+        self.as_submitter(CommandId::SUBMIT_SM, seq, |conn, account, faults| {
+            if let Some(status) = conn.submit_refusal(now, account, faults) {
+                let body = conn.error_response(CommandId::SUBMIT_SM);
+                let pdu = Pdu {
+                    command_status: status,
+                    sequence_number: seq,
+                    body,
+                };
+                return conn.respond_with_faults(now, pdu, faults);
+            }
+            let payload = match sm.tlvs.message_payload() {
+                Some(p) if sm.short_message.is_empty() => p,
+                _ => sm.short_message.bytes().clone(),
             };
-            return self.respond_with_faults(now, pdu, &faults);
-        }
-        let (payload, udhi) = match sm.tlvs.message_payload() {
-            Some(p) if sm.short_message.is_empty() => (p, sm.esm_class.has_udhi()),
-            _ => (sm.short_message.bytes().clone(), sm.esm_class.has_udhi()),
-        };
-        let destination = String::from_utf8_lossy(sm.destination_addr.as_bytes());
-        let id = self.accept(
-            now,
-            account,
-            &faults,
-            &Submission {
-                source: (sm.source_addr_ton, sm.source_addr_npi, &sm.source_addr),
-                destination: (sm.dest_addr_ton, sm.dest_addr_npi, destination),
-                udhi,
-                registered_delivery: sm.registered_delivery.smsc_receipt(),
-                data_coding: sm.data_coding.0,
-                payload: &payload,
-                sar: sm.tlvs.sar().map(|s| Sar {
-                    ref_num: s.msg_ref_num,
-                    total: s.total_segments,
-                    seq: s.segment_seqnum,
-                }),
-                given_id: None,
-            },
-        );
-        let body = Body::SubmitSmResp(Some(SmResp {
-            message_id: c(&id),
-            tlvs: Default::default(),
-        }));
-        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+            let (_, id) = conn.accept(
+                now,
+                account,
+                faults,
+                &Submission {
+                    source: (sm.source_addr_ton, sm.source_addr_npi, &sm.source_addr),
+                    destination: (
+                        sm.dest_addr_ton,
+                        sm.dest_addr_npi,
+                        sm.destination_addr.as_bytes(),
+                    ),
+                    udhi: sm.esm_class.has_udhi(),
+                    registered_delivery: sm.registered_delivery.smsc_receipt(),
+                    data_coding: sm.data_coding.0,
+                    payload: &payload,
+                    sar: sm.tlvs.sar().map(|s| Sar {
+                        ref_num: s.msg_ref_num,
+                        total: s.total_segments,
+                        seq: s.segment_seqnum,
+                    }),
+                    given_id: None,
+                },
+            );
+            let body = Body::SubmitSmResp(Some(SmResp {
+                message_id: c(id.as_str()),
+                tlvs: Default::default(),
+            }));
+            conn.respond_with_faults(now, Pdu::new(seq, body), faults);
+        });
     }
 
     fn data_sm(&mut self, now: Instant, seq: u32, d: &DataSm) {
-        let (account, faults) = match self.submitter() {
-            Ok(x) => x,
-            Err(status) => return self.refuse(CommandId::DATA_SM, seq, status),
-        };
-        if let Some(status) = self.submit_refusal(now, account, &faults) {
-            let pdu = Pdu {
-                command_status: status,
-                sequence_number: seq,
-                body: Body::DataSmResp(None),
-            };
-            return self.respond_with_faults(now, pdu, &faults);
-        }
-        let payload = d.tlvs.message_payload().unwrap_or_default();
-        // data_sm addresses are C65; the table keeps what fits a submit's C21.
-        let source: COctetString<21> =
-            COctetString::new(d.source_addr.as_bytes()).unwrap_or_default();
-        let id = self.accept(
-            now,
-            account,
-            &faults,
-            &Submission {
-                source: (d.source_addr_ton, d.source_addr_npi, &source),
-                destination: (
-                    d.dest_addr_ton,
-                    d.dest_addr_npi,
-                    String::from_utf8_lossy(d.destination_addr.as_bytes()),
-                ),
-                udhi: d.esm_class.has_udhi(),
-                registered_delivery: d.registered_delivery.smsc_receipt(),
-                data_coding: d.data_coding.0,
-                payload: &payload,
-                sar: d.tlvs.sar().map(|s| Sar {
-                    ref_num: s.msg_ref_num,
-                    total: s.total_segments,
-                    seq: s.segment_seqnum,
-                }),
-                given_id: None,
-            },
-        );
-        let body = Body::DataSmResp(Some(SmResp {
-            message_id: c(&id),
-            tlvs: Default::default(),
-        }));
-        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+        self.as_submitter(CommandId::DATA_SM, seq, |conn, account, faults| {
+            if let Some(status) = conn.submit_refusal(now, account, faults) {
+                let pdu = Pdu {
+                    command_status: status,
+                    sequence_number: seq,
+                    body: Body::DataSmResp(None),
+                };
+                return conn.respond_with_faults(now, pdu, faults);
+            }
+            let payload = d.tlvs.message_payload().unwrap_or_default();
+            // data_sm addresses are C65; the table keeps what fits a submit's C21.
+            let source: COctetString<21> =
+                COctetString::new(d.source_addr.as_bytes()).unwrap_or_default();
+            let (_, id) = conn.accept(
+                now,
+                account,
+                faults,
+                &Submission {
+                    source: (d.source_addr_ton, d.source_addr_npi, &source),
+                    destination: (
+                        d.dest_addr_ton,
+                        d.dest_addr_npi,
+                        d.destination_addr.as_bytes(),
+                    ),
+                    udhi: d.esm_class.has_udhi(),
+                    registered_delivery: d.registered_delivery.smsc_receipt(),
+                    data_coding: d.data_coding.0,
+                    payload: &payload,
+                    sar: d.tlvs.sar().map(|s| Sar {
+                        ref_num: s.msg_ref_num,
+                        total: s.total_segments,
+                        seq: s.segment_seqnum,
+                    }),
+                    given_id: None,
+                },
+            );
+            let body = Body::DataSmResp(Some(SmResp {
+                message_id: c(id.as_str()),
+                tlvs: Default::default(),
+            }));
+            conn.respond_with_faults(now, Pdu::new(seq, body), faults);
+        });
     }
 
     fn submit_multi(&mut self, now: Instant, seq: u32, m: &SubmitMulti) {
-        let (account, faults) = match self.submitter() {
-            Ok(x) => x,
-            Err(status) => return self.refuse(CommandId::SUBMIT_MULTI, seq, status),
-        };
-        if let Some(status) = self.submit_refusal(now, account, &faults) {
-            let pdu = Pdu {
-                command_status: status,
-                sequence_number: seq,
-                body: Body::SubmitMultiResp(None),
-            };
-            return self.respond_with_faults(now, pdu, &faults);
-        }
-        let mut failed = Vec::new();
-        let mut first_id: Option<String> = None;
-        for dest in m.dest_addresses.as_slice() {
-            match dest {
-                DestAddress::Sme {
-                    dest_addr_ton,
-                    dest_addr_npi,
-                    destination_addr,
-                } => {
-                    let id = self.accept(
-                        now,
-                        account,
-                        &faults,
-                        &Submission {
-                            source: (m.source_addr_ton, m.source_addr_npi, &m.source_addr),
-                            destination: (
-                                *dest_addr_ton,
-                                *dest_addr_npi,
-                                String::from_utf8_lossy(destination_addr.as_bytes()),
-                            ),
-                            udhi: m.esm_class.has_udhi(),
-                            registered_delivery: m.registered_delivery.smsc_receipt(),
-                            data_coding: m.data_coding.0,
-                            payload: m.short_message.as_bytes(),
-                            sar: None,
-                            given_id: first_id.as_deref(),
-                        },
-                    );
-                    first_id.get_or_insert(id);
-                }
-                // This SMSC keeps no distribution lists.
-                DestAddress::DistributionList { dl_name } => failed.push(UnsuccessSme {
-                    destination_addr: *dl_name,
-                    error_status_code: CommandStatus::ESME_RINVDLNAME,
-                    ..UnsuccessSme::default()
-                }),
+        self.as_submitter(CommandId::SUBMIT_MULTI, seq, |conn, account, faults| {
+            if let Some(status) = conn.submit_refusal(now, account, faults) {
+                let pdu = Pdu {
+                    command_status: status,
+                    sequence_number: seq,
+                    body: Body::SubmitMultiResp(None),
+                };
+                return conn.respond_with_faults(now, pdu, faults);
             }
-        }
-        let body = Body::SubmitMultiResp(Some(SubmitMultiResp {
-            message_id: c(&first_id.unwrap_or_default()),
-            unsuccess_smes: UnsuccessList::new(failed).unwrap_or_default(),
-            tlvs: Default::default(),
-        }));
-        self.respond_with_faults(now, Pdu::new(seq, body), &faults);
+            let mut failed = Vec::new();
+            let mut first_id: Option<(u64, IdText)> = None;
+            for dest in m.dest_addresses.as_slice() {
+                match dest {
+                    DestAddress::Sme {
+                        dest_addr_ton,
+                        dest_addr_npi,
+                        destination_addr,
+                    } => {
+                        let id = conn.accept(
+                            now,
+                            account,
+                            faults,
+                            &Submission {
+                                source: (m.source_addr_ton, m.source_addr_npi, &m.source_addr),
+                                destination: (
+                                    *dest_addr_ton,
+                                    *dest_addr_npi,
+                                    destination_addr.as_bytes(),
+                                ),
+                                udhi: m.esm_class.has_udhi(),
+                                registered_delivery: m.registered_delivery.smsc_receipt(),
+                                data_coding: m.data_coding.0,
+                                payload: m.short_message.as_bytes(),
+                                sar: None,
+                                given_id: first_id,
+                            },
+                        );
+                        first_id.get_or_insert(id);
+                    }
+                    // This SMSC keeps no distribution lists.
+                    DestAddress::DistributionList { dl_name } => failed.push(UnsuccessSme {
+                        destination_addr: *dl_name,
+                        error_status_code: CommandStatus::ESME_RINVDLNAME,
+                        ..UnsuccessSme::default()
+                    }),
+                }
+            }
+            let body = Body::SubmitMultiResp(Some(SubmitMultiResp {
+                message_id: first_id.map(|(_, id)| c(id.as_str())).unwrap_or_default(),
+                unsuccess_smes: UnsuccessList::new(failed).unwrap_or_default(),
+                tlvs: Default::default(),
+            }));
+            conn.respond_with_faults(now, Pdu::new(seq, body), faults);
+        });
     }
 
-    /// Accepts one message: id, table, handset view, receipt. Returns the id.
+    /// Accepts one message: id, table, handset view, receipt. Returns the id (its counter
+    /// and text).
     fn accept(
         &mut self,
         now: Instant,
         account: usize,
         faults: &FaultState,
         s: &Submission<'_>,
-    ) -> String {
-        let shared = self.shared.clone();
+    ) -> (u64, IdText) {
+        // Borrowed, not cloned: a clone is two atomic operations on a count every session
+        // shares.
+        let shared = &*self.shared;
         let acct = &shared.accounts[account];
-        let id = shared.next_message_id();
-        shared.stats.messages_accepted.fetch_add(1, Relaxed);
+        let (counter, id) = shared.next_message_id();
+        self.tally.messages_accepted += 1;
         let source = String::from_utf8_lossy(s.source.2.as_bytes());
+        let destination = String::from_utf8_lossy(s.destination.2);
 
         // The outcome is drawn now, whether or not a receipt is wanted, so query_sm can
         // report it.
@@ -817,11 +863,11 @@ impl Conn {
         let submitted = SystemTime::now();
         if let Ok(mut table) = shared.messages.lock() {
             table.insert(
-                &id,
-                NewMessage {
+                counter,
+                StoredMessage {
                     account,
-                    source_addr: &source,
-                    destination_addr: &s.destination.2,
+                    source_addr: *s.source.2,
+                    destination_addr: COctetString::new(s.destination.2).unwrap_or_default(),
                     state,
                     done: Some(submitted + final_in),
                     error_code: outcome.err.min(255) as u8,
@@ -835,12 +881,12 @@ impl Conn {
                 Arrival {
                     account: &acct.config.system_id,
                     from: &source,
-                    to: &s.destination.2,
+                    to: &destination,
                     data_coding: s.data_coding,
                     udhi: s.udhi,
                     sar: s.sar,
                     payload: s.payload,
-                    message_id: &id,
+                    message_id: id.as_str(),
                 },
                 &acct.text_options,
             );
@@ -853,34 +899,45 @@ impl Conn {
             _ => false,
         };
         if !wanted || (!acct.config.receipts.per_part && !is_first_part(s)) {
-            return id;
+            return (counter, id);
         }
         if self.rng.chance(faults.faults.receipt_drop_rate) {
-            shared.stats.receipts_dropped.fetch_add(1, Relaxed);
-            return id;
+            self.tally.receipts_dropped += 1;
+            return (counter, id);
         }
-        let text = sms::decode_text(s.data_coding, s.udhi, s.payload, &acct.text_options);
+        // Plain GSM text (the common case) is decoded into a reused buffer.
+        let plain_gsm = !s.udhi
+            && !acct.text_options.packed
+            && matches!(
+                Encoding::from_data_coding(s.data_coding, &acct.text_options),
+                Some(Encoding::Gsm7)
+            );
+        let text = if plain_gsm {
+            self.text.clear();
+            sms::gsm::decode_into(s.payload, &mut self.text);
+            Cow::Borrowed(self.text.as_str())
+        } else {
+            Cow::Owned(sms::decode_text(
+                s.data_coding,
+                s.udhi,
+                s.payload,
+                &acct.text_options,
+            ))
+        };
+        let (given_counter, given_id) = s.given_id.unwrap_or((counter, id));
         let body = receipt_body(&ReceiptFacts {
-            message_id: s.given_id.unwrap_or(&id),
-            id_format: shared.config.message_id_format,
+            message_id: given_id.as_str(),
+            numeric_id: shared.ids.numeric(given_counter),
             text_id: acct.config.receipts.text_id,
             format: acct.config.receipts.format,
             outcome,
             source: (s.source.0, s.source.1, &source),
-            destination: (s.destination.0, s.destination.1, &s.destination.2),
+            destination: (s.destination.0, s.destination.1, &destination),
             submitted,
             done: submitted + final_in,
             text: &text,
         });
-        let job = Job {
-            account,
-            kind: JobKind::Receipt {
-                message_id: id.clone(),
-            },
-            body,
-            attempts: 0,
-            created: now,
-        };
+        let job = Job::new(account, JobKind::Receipt { message: counter }, body, now);
         if faults.faults.receipt_before_response {
             // On a transceiver the receipt goes out right here, ahead of the response;
             // otherwise it is due now and the response waits a little.
@@ -893,7 +950,12 @@ impl Conn {
         } else {
             self.jobs_out.push((now + final_in, job));
         }
-        id
+        (counter, id)
+    }
+
+    /// The table key of a message id the ESME names, if it is one of ours.
+    fn counter_of(&self, id: &COctetString<65>) -> Option<u64> {
+        id.as_str().and_then(|id| self.shared.ids.counter(id))
     }
 
     fn can_receive(&self) -> bool {
@@ -902,13 +964,13 @@ impl Conn {
 
     fn query_sm(&mut self, seq: u32, q: &smppd::pdu::QuerySm) {
         let account = match self.submitter() {
-            Ok((account, _)) => account,
+            Ok(account) => account,
             Err(status) => return self.refuse(CommandId::QUERY_SM, seq, status),
         };
         // Another account's messages are not visible (3.4 §4.8.1).
-        let found = q.message_id.as_str().and_then(|id| {
+        let found = self.counter_of(&q.message_id).and_then(|counter| {
             let table = self.shared.messages.lock().ok()?;
-            table.get(id).filter(|m| m.account == account).cloned()
+            table.get(counter).filter(|m| m.account == account).copied()
         });
         let Some(m) = found else {
             return self.refuse(CommandId::QUERY_SM, seq, CommandStatus::ESME_RINVMSGID);
@@ -930,15 +992,17 @@ impl Conn {
 
     fn cancel_sm(&mut self, now: Instant, seq: u32, cancel: &smppd::pdu::CancelSm) {
         let account = match self.submitter() {
-            Ok((account, _)) => account,
+            Ok(account) => account,
             Err(status) => return self.refuse(CommandId::CANCEL_SM, seq, status),
         };
         let _ = now;
         let wall = SystemTime::now();
-        let source = cancel.source_addr.to_string();
-        let destination = cancel.destination_addr.to_string();
+        let source = cancel.source_addr.as_bytes();
+        let destination = cancel.destination_addr.as_bytes();
         let pending = |m: &StoredMessage| {
-            m.account == account && m.source_addr == source && m.done.is_some_and(|d| d > wall)
+            m.account == account
+                && m.source_addr.as_bytes() == source
+                && m.done.is_some_and(|d| d > wall)
         };
         let cancelled_count = &self.shared.cancelled;
         let cancel_one = |m: &mut StoredMessage| {
@@ -948,19 +1012,20 @@ impl Conn {
         };
         // 3.4 §4.9: with a message_id, that message; without, every pending message from
         // this source to this destination.
+        let by_id = (!cancel.message_id.is_empty()).then(|| self.counter_of(&cancel.message_id));
         let cancelled = match self.shared.messages.lock() {
-            Ok(mut table) => match cancel.message_id.as_str() {
-                Some(id) if !id.is_empty() => match table.get_mut(id) {
+            Ok(mut table) => match by_id {
+                Some(counter) => match counter.and_then(|c| table.get_mut(c)) {
                     Some(m) if pending(m) => {
                         cancel_one(m);
                         true
                     }
                     _ => false,
                 },
-                _ => {
+                None => {
                     let mut any = false;
                     for m in table.values_mut() {
-                        if pending(m) && m.destination_addr == destination {
+                        if pending(m) && m.destination_addr.as_bytes() == destination {
                             cancel_one(m);
                             any = true;
                         }
@@ -980,22 +1045,23 @@ impl Conn {
 
     fn replace_sm(&mut self, seq: u32, r: &smppd::pdu::ReplaceSm) {
         let account = match self.submitter() {
-            Ok((account, _)) => account,
+            Ok(account) => account,
             Err(status) => return self.refuse(CommandId::REPLACE_SM, seq, status),
         };
         let wall = SystemTime::now();
         let id = r.message_id.to_string();
+        let counter = self.counter_of(&r.message_id);
         // Only a pending message of this account, from the same source (3.4 §4.10.1).
-        let data_coding = match self.shared.messages.lock() {
-            Ok(table) => table
-                .get(&id)
+        let data_coding = match (counter, self.shared.messages.lock()) {
+            (Some(counter), Ok(table)) => table
+                .get(counter)
                 .filter(|m| {
                     m.account == account
                         && m.done.is_some_and(|d| d > wall)
                         && m.source_addr.as_bytes() == r.source_addr.as_bytes()
                 })
                 .map(|m| m.data_coding),
-            Err(_) => None,
+            _ => None,
         };
         let Some(data_coding) = data_coding else {
             return self.refuse(CommandId::REPLACE_SM, seq, CommandStatus::ESME_RREPLACEFAIL);
@@ -1014,37 +1080,36 @@ impl Conn {
             Outbound::Deliver(job) => {
                 // A receipt for a message cancelled meanwhile is not sent. (Only looked up
                 // once anything was cancelled: this runs for every receipt.)
-                if let JobKind::Receipt { message_id } = &job.kind
+                if let JobKind::Receipt { message } = job.kind
                     && self.shared.cancelled.load(Relaxed) > 0
                     && self
                         .shared
                         .messages
                         .lock()
                         .ok()
-                        .and_then(|t| t.get(message_id).map(|m| m.state == MessageState::DELETED))
+                        .and_then(|t| t.get(message).map(|m| m.state == MessageState::DELETED))
                         .unwrap_or(false)
                 {
                     return;
                 }
                 match job.kind {
                     JobKind::Receipt { .. } => {
-                        self.shared.stats.receipts_sent.fetch_add(1, Relaxed);
+                        self.tally.receipts_sent += 1;
                         if job.attempts > 0 {
-                            self.shared.stats.receipts_resent.fetch_add(1, Relaxed);
+                            self.tally.receipts_resent += 1;
                         }
                     }
                     JobKind::Mo => {
-                        self.shared.stats.mo_sent.fetch_add(1, Relaxed);
+                        self.tally.mo_sent += 1;
                     }
                 }
-                // The body is lent to the PDU for encoding and kept for a resend.
-                let mut job = job;
                 let seq = self.sequence();
-                let pdu = Pdu::new(seq, Body::DeliverSm(std::mem::take(&mut job.body)));
-                self.write(&pdu);
-                if let Body::DeliverSm(body) = pdu.body {
-                    job.body = body;
-                }
+                job.write(seq, &mut self.wbuf);
+                self.tally.sent(
+                    CommandId::DELIVER_SM,
+                    CommandStatus::ESME_ROK,
+                    &self.shared.stats,
+                );
                 self.await_answer(now, seq, OutKind::Deliver(job));
             }
             Outbound::Raw(bytes) => self.wbuf.extend_from_slice(&bytes),
@@ -1059,7 +1124,7 @@ impl Conn {
         match pending.kind {
             OutKind::Deliver(job) if status.is_ok() => {
                 if matches!(job.kind, JobKind::Receipt { .. }) {
-                    self.shared.stats.receipts_acked.fetch_add(1, Relaxed);
+                    self.tally.receipts_acked += 1;
                 }
             }
             OutKind::Deliver(job) => self.resend_later(now, job),
@@ -1077,7 +1142,7 @@ impl Conn {
         if job.attempts > max {
             // (An MO part given up is not a receipt: it is not counted as one.)
             if matches!(job.kind, JobKind::Receipt { .. }) {
-                self.shared.stats.receipts_dropped.fetch_add(1, Relaxed);
+                self.tally.receipts_dropped += 1;
             }
         } else {
             self.jobs_out.push((now + RESEND_DELAY, job));
@@ -1094,7 +1159,7 @@ impl Conn {
         if let State::Bound(b) = &self.state
             && b.disconnect_at.is_some_and(|t| now >= t)
         {
-            self.shared.stats.disconnects_injected.fetch_add(1, Relaxed);
+            self.tally.disconnects_injected += 1;
             self.close = Some(Close::Abrupt);
             return;
         }
@@ -1136,6 +1201,7 @@ impl Conn {
     /// Unregisters the bind and hands unanswered deliveries back to the scheduler, so they
     /// reach the ESME on another bind (or this one after it reconnects).
     async fn finish(mut self) {
+        self.tally.flush(&self.shared.stats);
         if let State::Bound(b) = &self.state {
             let account = &self.shared.accounts[b.account];
             if let Ok(mut binds) = account.binds.lock() {

@@ -42,12 +42,102 @@ const COMMANDS: [CommandId; 25] = [
 ];
 const OTHER: usize = COMMANDS.len();
 
+/// Where each command id sits in [`COMMANDS`], by [`slot`]: looked up for every PDU, so a
+/// table rather than a search.
+const INDEX: [u8; 1024] = {
+    let mut table = [OTHER as u8; 1024];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        table[slot(COMMANDS[i].0)] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Every 3.4 command id is below 0x200, or that with the response bit set.
+const fn slot(id: u32) -> usize {
+    ((id & 0x1FF) | ((id >> 22) & 0x200)) as usize
+}
+
 fn index(id: CommandId) -> usize {
-    COMMANDS.iter().position(|c| *c == id).unwrap_or(OTHER)
+    if id.0 & 0x7FFF_FE00 != 0 {
+        return OTHER;
+    }
+    let i = usize::from(INDEX[slot(id.0)]);
+    // Ids sharing a slot with a listed one (none in 3.4) still count as "other".
+    if COMMANDS.get(i) == Some(&id) {
+        i
+    } else {
+        OTHER
+    }
 }
 
 fn name(i: usize) -> &'static str {
     COMMANDS.get(i).and_then(|c| c.name()).unwrap_or("other")
+}
+
+/// One session's counts since it last added them to the shared [`Stats`]: a session counts
+/// every PDU, and atomic additions to counters every session shares would bounce their cache
+/// lines between cores on each one.
+#[derive(Default)]
+pub(crate) struct Tally {
+    received: [u64; OTHER + 1],
+    sent: [u64; OTHER + 1],
+    ok: [u64; OTHER + 1],
+    pub(crate) messages_accepted: u64,
+    pub(crate) responses_dropped: u64,
+    pub(crate) receipts_sent: u64,
+    pub(crate) receipts_acked: u64,
+    pub(crate) receipts_dropped: u64,
+    pub(crate) receipts_resent: u64,
+    pub(crate) mo_sent: u64,
+    pub(crate) disconnects_injected: u64,
+}
+
+impl Tally {
+    pub(crate) fn received(&mut self, id: CommandId) {
+        self.received[index(id)] += 1;
+    }
+
+    /// Counts a PDU written to an ESME; responses also by status (other statuses straight
+    /// into `stats`: they are rare).
+    pub(crate) fn sent(&mut self, id: CommandId, status: CommandStatus, stats: &Stats) {
+        let i = index(id);
+        self.sent[i] += 1;
+        if id.is_response() {
+            if status.is_ok() {
+                self.ok[i] += 1;
+            } else if let Ok(mut errors) = stats.errors.lock() {
+                *errors.entry((i, status.0)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds the counts to `stats` and starts again from zero.
+    pub(crate) fn flush(&mut self, stats: &Stats) {
+        let add = |counter: &AtomicU64, n: &mut u64| {
+            if *n > 0 {
+                counter.fetch_add(std::mem::take(n), Relaxed);
+            }
+        };
+        for (shared, mine) in [
+            (&stats.received, &mut self.received),
+            (&stats.sent, &mut self.sent),
+            (&stats.ok, &mut self.ok),
+        ] {
+            for (counter, n) in shared.iter().zip(mine.iter_mut()) {
+                add(counter, n);
+            }
+        }
+        add(&stats.messages_accepted, &mut self.messages_accepted);
+        add(&stats.responses_dropped, &mut self.responses_dropped);
+        add(&stats.receipts_sent, &mut self.receipts_sent);
+        add(&stats.receipts_acked, &mut self.receipts_acked);
+        add(&stats.receipts_dropped, &mut self.receipts_dropped);
+        add(&stats.receipts_resent, &mut self.receipts_resent);
+        add(&stats.mo_sent, &mut self.mo_sent);
+        add(&stats.disconnects_injected, &mut self.disconnects_injected);
+    }
 }
 
 /// Live counters, shared by every session.
@@ -74,23 +164,6 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn received(&self, id: CommandId) {
-        self.received[index(id)].fetch_add(1, Relaxed);
-    }
-
-    /// Counts a PDU written to an ESME; responses also by status.
-    pub(crate) fn sent(&self, id: CommandId, status: CommandStatus) {
-        let i = index(id);
-        self.sent[i].fetch_add(1, Relaxed);
-        if id.is_response() {
-            if status.is_ok() {
-                self.ok[i].fetch_add(1, Relaxed);
-            } else if let Ok(mut errors) = self.errors.lock() {
-                *errors.entry((i, status.0)).or_default() += 1;
-            }
-        }
-    }
-
     /// A consistent-enough copy for reporting.
     pub(crate) fn snapshot(
         &self,
@@ -285,5 +358,20 @@ impl StatsSnapshot {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_command_has_its_own_index() {
+        for (i, id) in COMMANDS.iter().enumerate() {
+            assert_eq!(index(*id), i, "{id:?}");
+        }
+        for other in [0x0B, 0x102, 0x8000_0102, 0x1_0004, 0xFFFF_FFFF, 0x8000_0020] {
+            assert_eq!(index(CommandId(other)), OTHER, "{other:#x}");
+        }
     }
 }

@@ -1,15 +1,16 @@
 //! The simulator's memory: the message table (query, cancel, replace, receipts) and the handset
 //! view (what each destination's phone would show). Both are bounded; the oldest go first.
 //!
-//! Both sit on the path of every submit, so once full they reuse the strings of the entry they
-//! forget for the one they add, instead of freeing one set of allocations and making another.
+//! Both sit on the path of every submit. The table allocates nothing per message: it is a ring
+//! indexed by the id's counter, its addresses held inline. The handset view, once full, reuses
+//! the strings of the entry it forgets for the one it adds.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
-use smppd::pdu::MessageState;
+use smppd::pdu::{COctetString, MessageState};
 use smppd::sms::{
     CarrierTextOptions, Concat, ConcatKind, Encoding, Fragment, Reassembler, ReassemblyConfig, Sar,
 };
@@ -69,11 +70,12 @@ fn set(buf: &mut String, text: &str) {
 }
 
 /// One accepted short message.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct StoredMessage {
     pub(crate) account: usize,
-    pub(crate) source_addr: String,
-    pub(crate) destination_addr: String,
+    pub(crate) source_addr: COctetString<21>,
+    /// data_sm destinations are C65, submit_sm ones C21.
+    pub(crate) destination_addr: COctetString<65>,
     pub(crate) state: MessageState,
     pub(crate) done: Option<SystemTime>,
     pub(crate) error_code: u8,
@@ -82,88 +84,82 @@ pub(crate) struct StoredMessage {
     pub(crate) data_coding: u8,
 }
 
-/// A message to add to the table, borrowing its strings.
-pub(crate) struct NewMessage<'a> {
-    pub(crate) account: usize,
-    pub(crate) source_addr: &'a str,
-    pub(crate) destination_addr: &'a str,
-    pub(crate) state: MessageState,
-    pub(crate) done: Option<SystemTime>,
-    pub(crate) error_code: u8,
-    pub(crate) data_coding: u8,
+/// A slot of the table: the message and the id counter it was stored under (0: empty).
+#[derive(Clone, Copy)]
+struct Slot {
+    counter: u64,
+    message: StoredMessage,
 }
 
-/// Messages by id, bounded: inserting past the limit forgets the oldest.
+/// Messages by id counter ([`crate::ids::IdCodec`]), bounded: a ring of `max` slots in which
+/// message `n` sits at `n % max`, so the newest overwrites the oldest and neither insert nor
+/// look-up hashes anything. The ring grows to `max` as messages arrive.
 pub(crate) struct MessageTable {
-    by_id: FxHashMap<String, StoredMessage>,
-    order: VecDeque<String>,
+    slots: Vec<Slot>,
     max: usize,
+    len: usize,
 }
 
 impl MessageTable {
     pub(crate) fn new(max: usize) -> Self {
         MessageTable {
-            by_id: FxHashMap::default(),
-            order: VecDeque::new(),
+            slots: Vec::new(),
             max: max.max(1),
+            len: 0,
         }
     }
 
-    pub(crate) fn insert(&mut self, id: &str, m: NewMessage<'_>) {
-        // The forgotten entry's strings become the new one's.
-        let mut recycled = None;
-        while self.order.len() >= self.max {
-            let Some(old) = self.order.pop_front() else {
-                break;
+    fn index(&self, counter: u64) -> usize {
+        // The remainder is below `max`, a usize.
+        (counter % self.max as u64) as usize
+    }
+
+    /// Stores message `counter`; an older one in its slot is forgotten. (Counters are taken
+    /// before the table's lock, so a newer one may already be there: then this one is the
+    /// oldest and is not kept.)
+    pub(crate) fn insert(&mut self, counter: u64, message: StoredMessage) {
+        let i = self.index(counter);
+        if i >= self.slots.len() {
+            let empty = Slot {
+                counter: 0,
+                message,
             };
-            recycled = self.by_id.remove_entry(&old).map(|entry| (old, entry));
+            self.slots.resize(i + 1, empty);
         }
-        let (mut order_id, (mut key, mut message)) = match recycled {
-            Some(r) => r,
-            None => (
-                String::new(),
-                (
-                    String::new(),
-                    StoredMessage {
-                        account: 0,
-                        source_addr: String::new(),
-                        destination_addr: String::new(),
-                        state: MessageState::ENROUTE,
-                        done: None,
-                        error_code: 0,
-                        data_coding: 0,
-                    },
-                ),
-            ),
-        };
-        set(&mut order_id, id);
-        set(&mut key, id);
-        set(&mut message.source_addr, m.source_addr);
-        set(&mut message.destination_addr, m.destination_addr);
-        message.account = m.account;
-        message.state = m.state;
-        message.done = m.done;
-        message.error_code = m.error_code;
-        message.data_coding = m.data_coding;
-        self.order.push_back(order_id);
-        // Ids are unique, so nothing is replaced here.
-        self.by_id.insert(key, message);
+        let slot = &mut self.slots[i];
+        if slot.counter >= counter {
+            return;
+        }
+        if slot.counter == 0 {
+            self.len += 1;
+        }
+        *slot = Slot { counter, message };
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&StoredMessage> {
-        self.by_id.get(id)
+    pub(crate) fn get(&self, counter: u64) -> Option<&StoredMessage> {
+        self.slots
+            .get(self.index(counter))
+            .filter(|s| s.counter == counter && counter != 0)
+            .map(|s| &s.message)
     }
 
-    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut StoredMessage> {
-        self.by_id.get_mut(id)
+    pub(crate) fn get_mut(&mut self, counter: u64) -> Option<&mut StoredMessage> {
+        let i = self.index(counter);
+        self.slots
+            .get_mut(i)
+            .filter(|s| s.counter == counter && counter != 0)
+            .map(|s| &mut s.message)
     }
 
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut StoredMessage> {
-        self.by_id.values_mut()
+        self.slots
+            .iter_mut()
+            .filter(|s| s.counter != 0)
+            .map(|s| &mut s.message)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+        self.len
     }
 }
 

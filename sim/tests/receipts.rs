@@ -387,13 +387,98 @@ async fn gives_a_receipt_up_after_max_resends() {
 }
 
 #[tokio::test]
-async fn holds_a_receipt_until_a_receiving_bind_appears() {
+async fn holds_receipts_in_order_until_a_receiving_bind_appears() {
     let sim = TestSim::start(config_with(vec![account("esme")])).await;
     let mut tx = Esme::bound_as(sim.addr, CommandId::BIND_TRANSMITTER, "esme").await;
-    let (id, _) = tx.submit_ok(asking("447700900123", "wait for me", 1)).await;
+    let ids = submit_many(&mut tx, 5, 5, "wait for me").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(sim.handle.stats().receipts_sent, 0);
     let mut rx = Esme::bound_as(sim.addr, CommandId::BIND_RECEIVER, "esme").await;
-    let receipt = rx.delivers(1, Vec::new()).await.remove(0);
-    assert_eq!(receipt.tlvs.receipted_message_id().unwrap(), id.as_bytes());
+    assert_eq!(receipted_ids(&mut rx, 5).await, ids);
+}
+
+/// Submits `n` messages asking for receipts on a transmitter, `batch` written at a time
+/// before their responses are read; returns their ids in order.
+async fn submit_many(tx: &mut Esme, n: usize, batch: usize, prefix: &str) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let k = batch.min(n - ids.len());
+        let mut seqs = Vec::with_capacity(k);
+        for i in 0..k {
+            let text = format!("{prefix} {}", ids.len() + i);
+            seqs.push(
+                tx.request(Body::SubmitSm(asking("447700900123", &text, 1)))
+                    .await,
+            );
+        }
+        for seq in seqs {
+            let resp = tx.recv().await;
+            assert_eq!(resp.sequence_number, seq);
+            assert_eq!(resp.command_status, CommandStatus::ESME_ROK, "{resp:?}");
+            ids.push(message_id(&resp));
+        }
+    }
+    ids
+}
+
+/// The receipted ids of the next `n` deliver_sm, in arrival order, each answered.
+async fn receipted_ids(rx: &mut Esme, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let pdu = rx.next_deliver(WAIT).await.expect("a deliver_sm");
+        rx.answer(&pdu).await;
+        let Body::DeliverSm(d) = &pdu.body else {
+            unreachable!()
+        };
+        ids.push(String::from_utf8(d.tlvs.receipted_message_id().unwrap().to_vec()).unwrap());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn holds_receipts_back_in_order_while_the_receiver_stops_reading_and_serves_other_accounts() {
+    let sim = TestSim::start(config_with(vec![account("slow"), account("busy")])).await;
+    let mut tx = Esme::bound_as(sim.addr, CommandId::BIND_TRANSMITTER, "slow").await;
+    let mut rx = Esme::bound_as(sim.addr, CommandId::BIND_RECEIVER, "slow").await;
+    let mut busy = Esme::bound(sim.addr, "busy").await;
+
+    // The receiver reads nothing: the simulator writes a window of deliver_sm (1000
+    // unanswered), fills the bind's queue (1000) and must hold the rest back.
+    let mut ids = submit_many(&mut tx, 3000, 250, "first").await;
+    eventually("the receiver's window is full", || {
+        sim.handle.stats().receipts_sent == 1000
+    })
+    .await;
+
+    // Another account is served meanwhile, at once.
+    for i in 0..20 {
+        let started = Instant::now();
+        let (id, early) = busy
+            .submit_ok(asking("447700900123", &format!("busy {i}"), 1))
+            .await;
+        let receipt = busy.delivers(1, early).await.remove(0);
+        assert_eq!(receipt.tlvs.receipted_message_id().unwrap(), id.as_bytes());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.handle.stats().receipts_sent, 1000 + 20);
+
+    // The receiver reads again while more receipts fall due: every receipt arrives once, in
+    // the order its message was submitted, none dropped or resent.
+    let reader = tokio::spawn(async move { receipted_ids(&mut rx, 3500).await });
+    ids.extend(submit_many(&mut tx, 500, 50, "second").await);
+    let got = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("every receipt within the wait")
+        .unwrap();
+    assert!(got == ids, "receipts out of order or missing");
+    eventually("every receipt is acknowledged", || {
+        sim.handle.stats().receipts_acked == 3500 + 20
+    })
+    .await;
+    let s = sim.handle.stats();
+    assert_eq!(
+        (s.receipts_sent, s.receipts_dropped, s.receipts_resent),
+        (3520, 0, 0)
+    );
 }
