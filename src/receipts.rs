@@ -422,12 +422,36 @@ fn verdict(carrier: &CarrierEntry, m: &ReceiptMatch) -> Option<Verdict> {
     all_delivered.then_some(Verdict::Delivered)
 }
 
-/// What a message's receipts make of it, given the message as stored: the webhook status
-/// and the update, or `None` while it still waits for receipts.
+/// Every round of receipts follows one attempt whose parts were all accepted: their number
+/// is the rounds so far, the current one included.
+fn rounds(detail: &MessageDetail) -> usize {
+    detail
+        .attempts
+        .iter()
+        .filter(|a| a.attempt.outcome == AttemptOutcome::Accepted)
+        .count()
+}
+
+/// Whether deciding the match needs the message's attempts ([`rounds`]): only a failure
+/// worth sending again does.
+fn needs_rounds(carrier: &CarrierEntry, m: &ReceiptMatch) -> bool {
+    matches!(
+        verdict(carrier, m),
+        Some(Verdict::Failed {
+            class: ReceiptClass::Transient,
+            ..
+        })
+    )
+}
+
+/// What a message's receipts make of it, given the message as stored and its [`rounds`]
+/// (read only when [`needs_rounds`]): the webhook status and the update, or `None` while it
+/// still waits for receipts.
 fn decide(
     carrier: &CarrierEntry,
     m: &ReceiptMatch,
-    detail: &MessageDetail,
+    message: &Message,
+    rounds: usize,
 ) -> Option<(&'static str, Update)> {
     let policy = &carrier.options.retry;
     Some(match verdict(carrier, m)? {
@@ -446,16 +470,9 @@ fn decide(
                     .map(|e| format!(" (err {e})"))
                     .unwrap_or_default()
             );
-            // Every round of receipts follows one attempt whose parts were all accepted:
-            // their number is the rounds so far, this one included.
-            let rounds = detail
-                .attempts
-                .iter()
-                .filter(|a| a.attempt.outcome == AttemptOutcome::Accepted)
-                .count();
             let retry = class == ReceiptClass::Transient
                 && rounds <= policy.max_receipt_retries as usize
-                && Timestamp::now() < detail.message.expires_at;
+                && Timestamp::now() < message.expires_at;
             if retry {
                 metrics::counter!(crate::metrics::RETRIES, "reason" => "receipt").increment(1);
                 let draw = Timestamp::now().as_millis() as u64;
@@ -516,20 +533,34 @@ pub async fn roll_up(
     let mut complete = true;
     let mut changes = Vec::new();
     for chunk in latest.chunks(crate::store::MAX_BATCH) {
-        // The messages themselves, in one read: webhook URLs, and how often each went out.
+        // The messages themselves (webhook URLs), in one read.
         let ids = chunk.iter().map(|(_, m)| m.message_id).collect();
-        let details = match store.get_many(ids).await {
-            Ok(details) => details,
+        let messages = match store.messages(ids).await {
+            Ok(messages) => messages,
             Err(e) => {
                 tracing::error!(error = %e, "reading messages to roll up their receipts failed");
                 complete = false;
                 continue;
             }
         };
-        for ((carrier, m), detail) in chunk.iter().zip(details) {
-            let Some(detail) = detail else { continue };
-            if let Some(change) = decide(carrier, m, &detail) {
-                changes.push((detail.message, change));
+        for ((carrier, m), message) in chunk.iter().zip(messages) {
+            let Some(message) = message else { continue };
+            // How often it went out, for a failure that may be sent again (rare).
+            let rounds = if needs_rounds(carrier, m) {
+                match store.get(m.message_id).await {
+                    Ok(Some(detail)) => rounds(&detail),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading a message to roll up its receipts failed");
+                        complete = false;
+                        continue;
+                    }
+                }
+            } else {
+                0
+            };
+            if let Some(change) = decide(carrier, m, &message, rounds) {
+                changes.push((message, change));
             }
         }
     }
@@ -632,7 +663,14 @@ pub async fn expire_overdue(
                 .parts
                 .first()
                 .and_then(|p| carriers.iter().find(|c| c.name() == p.carrier))
-                .and_then(|carrier| decide(carrier, &stored_match(&detail), &detail));
+                .and_then(|carrier| {
+                    decide(
+                        carrier,
+                        &stored_match(&detail),
+                        &detail.message,
+                        rounds(&detail),
+                    )
+                });
             let change = decided.unwrap_or((
                 "unknown",
                 Update::Finish {

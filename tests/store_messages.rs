@@ -406,7 +406,7 @@ async fn list_filters_by_state_destination_and_creation_time() {
 }
 
 #[tokio::test]
-async fn get_many_answers_each_id_in_order_and_refuses_an_oversized_request() {
+async fn get_many_and_messages_answer_each_id_in_order_and_refuse_an_oversized_request() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(T0));
     let store = open(dir.path(), &clock).await;
@@ -429,10 +429,22 @@ async fn get_many_answers_each_id_in_order_and_refuses_an_oversized_request() {
             assert_eq!(Some(detail), store.get(id).await.unwrap().as_ref());
         }
     }
+    // The rows alone, the same way.
+    let rows = store
+        .messages(vec![ids[2], forged, ids[0], ids[2]])
+        .await
+        .unwrap();
+    let from_details: Vec<_> = got.into_iter().map(|d| d.map(|d| d.message)).collect();
+    assert_eq!(rows, from_details);
     assert_eq!(store.get_many(Vec::new()).await.unwrap(), Vec::new());
+    assert_eq!(store.messages(Vec::new()).await.unwrap(), Vec::new());
     let too_many = vec![ids[0]; 1001];
     assert!(matches!(
-        store.get_many(too_many).await,
+        store.get_many(too_many.clone()).await,
+        Err(StoreError::TooMany { len: 1001, .. })
+    ));
+    assert!(matches!(
+        store.messages(too_many).await,
         Err(StoreError::TooMany { len: 1001, .. })
     ));
 }

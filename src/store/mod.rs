@@ -135,6 +135,10 @@ pub trait Store: Send + Sync {
     /// answer has one entry per id, in order.
     fn get_many(&self, ids: Vec<MessageId>) -> StoreFuture<'_, Vec<Option<MessageDetail>>>;
 
+    /// The message rows alone (no parts, attempts or receipts) of up to [`MAX_BATCH`]
+    /// messages, read in one snapshot: one entry per id, in order.
+    fn messages(&self, ids: Vec<MessageId>) -> StoreFuture<'_, Vec<Option<Message>>>;
+
     /// A page of messages, newest first, filtered by state, destination and creation time.
     /// Paging with the returned cursor visits every message that existed when paging began
     /// and still matches, exactly once, whatever is inserted meanwhile.

@@ -463,6 +463,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn messages(&self, ids: Vec<MessageId>) -> StoreFuture<'_, Vec<Option<Message>>> {
+        Box::pin(async move {
+            check_batch("messages", ids.len())?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.read(move |conn| read::messages(conn, &ids)).await
+        })
+    }
+
     fn list(&self, query: ListQuery) -> StoreFuture<'_, Page> {
         Box::pin(self.read(move |conn| read::list(conn, &query)))
     }

@@ -3,7 +3,7 @@
 //! write resolved sees that write.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -108,20 +108,42 @@ pub(super) fn get_many(
     })
 }
 
+pub(super) fn messages(
+    conn: &Connection,
+    ids: &[MessageId],
+) -> Result<Vec<Option<Message>>, StoreError> {
+    snapshot(conn, |conn| {
+        let mut stmt = conn.prepare_cached(&MESSAGE_BY_ID)?;
+        ids.iter()
+            .map(|&id| message(&mut stmt, id).map(|found| found.map(|(_, m)| m)))
+            .collect()
+    })
+}
+
 fn get_one(conn: &Connection, id: MessageId) -> Result<Option<MessageDetail>, StoreError> {
-    let bytes = id.to_bytes();
-    // The row number is the id's sequence; the whole id is checked on the row.
-    let rid = i64::try_from(id.sequence()).unwrap_or(-1);
-    let found = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"
-        ))?
-        .query_row(params![rid, &bytes[..]], |row| Ok(rows::message(row, 0)))
-        .optional()?;
+    let found = message(&mut conn.prepare_cached(&MESSAGE_BY_ID)?, id)?;
     match found {
-        Some(message) => detail(conn, rid, message?).map(Some),
+        Some((rid, message)) => detail(conn, rid, message).map(Some),
         None => Ok(None),
     }
+}
+
+/// A message by id: the row number is the id's sequence, and the whole id is checked there.
+static MESSAGE_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE rid = ?1 AND id = ?2"));
+
+/// The message with this id and its row number.
+fn message(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    id: MessageId,
+) -> Result<Option<(i64, Message)>, StoreError> {
+    let rid = i64::try_from(id.sequence()).unwrap_or(-1);
+    let found = stmt
+        .query_row(params![rid, &id.to_bytes()[..]], |row| {
+            Ok(rows::message(row, 0))
+        })
+        .optional()?;
+    found.map(|m| m.map(|m| (rid, m))).transpose()
 }
 
 fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail, StoreError> {
