@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -134,6 +135,12 @@ impl Ctx<'_> {
     }
 }
 
+/// The least time between the starts of two commits while writes keep coming. Each commit
+/// writes every page it dirtied to the WAL whole, and under load consecutive commits dirty
+/// the same index pages again: spacing them lets one commit carry more rows per page written.
+/// A write that arrives after a quiet spell is committed at once.
+const COMMIT_SPACING: Duration = Duration::from_millis(2);
+
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) conn: Connection,
@@ -235,29 +242,46 @@ impl Writer {
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut batch: Vec<Box<dyn Task>> = Vec::new();
         let mut stopping = false;
+        let mut last_commit: Option<Instant> = None;
         while !stopping {
             let Some(first) = rx.blocking_recv() else {
                 break;
             };
             let mut rows = 0;
             let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Task(task) => {
-                        rows += task.rows();
-                        batch.push(task);
+            let mut lingered = false;
+            loop {
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Task(task) => {
+                            rows += task.rows();
+                            batch.push(task);
+                        }
+                        Msg::Shutdown => {
+                            // Refuse new work, but finish everything already queued.
+                            stopping = true;
+                            rx.close();
+                        }
                     }
-                    Msg::Shutdown => {
-                        // Refuse new work, but finish everything already queued.
-                        stopping = true;
-                        rx.close();
+                    if stopping || rows < self.config.max_commit_rows {
+                        next = rx.try_recv().ok();
                     }
                 }
-                if stopping || rows < self.config.max_commit_rows {
-                    next = rx.try_recv().ok();
+                // Under load, gather for the rest of the spacing before committing.
+                let since = last_commit.map_or(COMMIT_SPACING, |t| t.elapsed());
+                if lingered
+                    || stopping
+                    || rows >= self.config.max_commit_rows
+                    || since >= COMMIT_SPACING
+                {
+                    break;
                 }
+                std::thread::sleep(COMMIT_SPACING - since);
+                lingered = true;
+                next = rx.try_recv().ok();
             }
             if !batch.is_empty() {
+                last_commit = Some(Instant::now());
                 self.commit(&mut batch);
             }
         }
