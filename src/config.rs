@@ -126,6 +126,10 @@ pub struct StoreSection {
     pub synchronous: String,
     /// Days finished messages are kept. Default 7.
     pub retention_days: u64,
+    /// The most messages accepted and not yet handed to a carrier; beyond it the API answers
+    /// 503 `overloaded`, so the intake cannot outrun the pipeline without bound. 0 for no
+    /// limit. Default 200 000.
+    pub max_backlog: u64,
 }
 
 impl Default for StoreSection {
@@ -133,6 +137,7 @@ impl Default for StoreSection {
         StoreSection {
             synchronous: "full".into(),
             retention_days: 7,
+            max_backlog: 200_000,
         }
     }
 }
@@ -347,6 +352,7 @@ impl ConfigFile {
         let data_dir = base.join(&self.engine.data_dir);
         let mut store = SqliteConfig::new(data_dir.join("smppd.db"));
         store.synchronous = synchronous;
+        store.max_backlog = self.store.max_backlog;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
         let hook = &self.webhook;
         if hook.timeout_ms == 0 {
@@ -455,6 +461,14 @@ system_id = "esme"
             Err(other) => panic!("{other}"),
             Ok(_) => panic!("accepted"),
         }
+    }
+
+    #[test]
+    fn the_store_backlog_bound_reaches_the_store() {
+        assert_eq!(check("").unwrap().store.max_backlog, 200_000);
+        let config = check("[store]\nmax_backlog = 0\nsynchronous = \"normal\"").unwrap();
+        assert_eq!(config.store.max_backlog, 0);
+        assert_eq!(config.store.synchronous, Synchronous::Normal);
     }
 
     #[test]

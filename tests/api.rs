@@ -28,9 +28,13 @@ const ADMIN: &str = "admin-key";
 const LIMITED: &str = "limited-key";
 
 async fn start(max_body: usize) -> Api {
+    start_with(max_body, |config| config).await
+}
+
+async fn start_with(max_body: usize, store: impl FnOnce(SqliteConfig) -> SqliteConfig) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(SqliteConfig::new(dir.path().join("smppd.db")))
+        SqliteStore::open(store(SqliteConfig::new(dir.path().join("smppd.db"))))
             .await
             .unwrap(),
     );
@@ -304,6 +308,52 @@ async fn a_batch_answers_per_item_in_one_commit() {
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_batch_size"))
     );
+}
+
+#[tokio::test]
+async fn a_backlog_at_its_bound_gets_503_overloaded_until_the_dispatcher_takes_some() {
+    let api = start_with(1 << 20, |config| SqliteConfig {
+        max_backlog: 3,
+        ..config
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(api.post("/messages", otp()).await.0, 202);
+    }
+    let (status, body, headers) = api
+        .call("POST", "/messages", Some(SEND), Some(otp().to_string()))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("overloaded")),
+        "{body}"
+    );
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    // A batch that does not fit is refused whole.
+    let (status, body) = api
+        .post("/messages/batch", json!({"messages": [otp(), otp()]}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("overloaded")),
+        "{body}"
+    );
+    assert_eq!(api.stored().await, 3);
+    // Once the dispatcher took two, two fit again.
+    assert_eq!(api.store.claim(2).await.unwrap().len(), 2);
+    let (status, body) = api
+        .post("/messages/batch", json!({"messages": [otp(), otp()]}))
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    assert_eq!(api.post("/messages", otp()).await.0, 503);
+    assert_eq!(api.stored().await, 5);
 }
 
 #[tokio::test]

@@ -5,11 +5,12 @@ use std::sync::Arc;
 /// Why a store operation failed. Cheap to clone: one failed commit answers every caller in it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// Load, not a fault: the write queue holds as many rows as it may (`capacity`), so the
-    /// write was refused without being queued. The API answers 503 with Retry-After; the
-    /// dispatcher backs off. Only [`Store::accept`](super::Store::accept) and
+    /// Load, not a fault: the write queue holds as many rows as it may, or (for an accept) as
+    /// many messages wait to be sent as the store allows; `capacity` is that bound. The write
+    /// was refused without being queued. The API answers 503 with Retry-After; the dispatcher
+    /// backs off. Only [`Store::accept`](super::Store::accept) and
     /// [`Store::writable`](super::Store::writable) fail this way; other writes wait for room.
-    #[error("the store is backlogged ({capacity} rows queued); try again shortly")]
+    #[error("the store is backlogged (at its bound of {capacity}); try again shortly")]
     Backlogged {
         /// The queue's capacity in rows.
         capacity: usize,

@@ -63,6 +63,10 @@ pub struct SqliteConfig {
     /// The most rows (messages, updates, receipts; other writes count one) queued for the
     /// writer, including the commit in progress. Default 50 000; at least [`MAX_BATCH`].
     pub queue_rows: usize,
+    /// The most messages waiting to be sent for the first time (state `accepted`): an accept
+    /// that would go beyond it is refused with [`StoreError::Backlogged`], so the intake
+    /// cannot outrun the pipeline without bound. 0 for no limit. Default 200 000.
+    pub max_backlog: u64,
     /// The writer closes a batch once it holds this many rows. Default 10 000.
     pub max_commit_rows: usize,
     /// Read-only connections (reads beyond this wait). Default 4.
@@ -90,6 +94,7 @@ impl SqliteConfig {
             path: path.into(),
             synchronous: Synchronous::Full,
             queue_rows: 50_000,
+            max_backlog: 200_000,
             max_commit_rows: 10_000,
             readers: 4,
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -147,6 +152,7 @@ struct Inner {
     tx: mpsc::Sender<Msg>,
     gate: Arc<Semaphore>,
     capacity: usize,
+    max_backlog: u64,
     readers: Arc<Readers>,
     counts: Arc<Counts>,
     clock: Arc<dyn Clock>,
@@ -209,6 +215,7 @@ impl SqliteStore {
                 tx,
                 gate: Arc::new(Semaphore::new(config.queue_rows)),
                 capacity: config.queue_rows,
+                max_backlog: config.max_backlog,
                 readers: Arc::new(Readers::new(config.path.clone(), config.readers)),
                 counts,
                 clock,
@@ -382,6 +389,19 @@ impl Store for SqliteStore {
                 return Ok(Vec::new());
             }
             let rows = batch.len();
+            let max = self.inner.max_backlog;
+            if max > 0 {
+                let waiting = self
+                    .inner
+                    .counts
+                    .snapshot()
+                    .get(super::MessageState::Accepted);
+                if waiting.saturating_add(rows as u64) > max {
+                    return Err(StoreError::Backlogged {
+                        capacity: usize::try_from(max).unwrap_or(usize::MAX),
+                    });
+                }
+            }
             self.write(batch, rows, false, writer::accept).await
         })
     }
