@@ -137,19 +137,26 @@ impl IdText {
         }
     }
 
-    fn decimal(&mut self, mut value: u64) {
-        let mut digits = [0u8; 20];
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (value % 10) as u8;
-            n += 1;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
+    fn decimal(&mut self, value: u64) {
+        let (digits, n) = decimal_digits(value);
         for &d in digits[..n].iter().rev() {
             self.push(d);
+        }
+    }
+}
+
+/// `value`'s decimal digits as ASCII, least significant first, and how many there are
+/// (u64::MAX has 20). Ids and receipt text are written for every message: by hand, not
+/// through `fmt`.
+pub(crate) fn decimal_digits(mut value: u64) -> ([u8; 20], usize) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            return (digits, n);
         }
     }
 }

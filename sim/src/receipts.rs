@@ -408,18 +408,8 @@ fn write_receipt_date(out: &mut String, t: SystemTime) {
 
 /// Appends `value` in decimal, zero-padded to `width` digits. (Receipt text is written for
 /// every message: by hand, not through `fmt`.)
-fn push_decimal(out: &mut String, mut value: u64, width: usize) {
-    // Least significant first; u64::MAX has 20 digits.
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[n] = b'0' + (value % 10) as u8;
-        n += 1;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
+fn push_decimal(out: &mut String, value: u64, width: usize) {
+    let (digits, n) = crate::ids::decimal_digits(value);
     for _ in n..width {
         out.push('0');
     }
