@@ -135,10 +135,13 @@ async fn case(addr: std::net::SocketAddr, binds: usize, window: usize, receipts:
     let (inbound_tx, mut inbound) = mpsc::channel(8192);
     let (pool, _events) =
         CarrierPool::start(spec, PoolOptions::new(Some(inbound_tx)), &tracker, &cancel);
-    // The receipt handler answers at once (a real one commits to the store first).
+    // The receipt handler answers at once (a real one commits a batch to the store first).
     let answering = tokio::spawn(async move {
-        while let Some(d) = inbound.recv().await {
-            let _ = d.responder.try_respond(CommandStatus::ESME_ROK);
+        let mut batch = Vec::with_capacity(1024);
+        while inbound.recv_many(&mut batch, 1024).await > 0 {
+            for d in batch.drain(..) {
+                let _ = d.responder.try_respond(CommandStatus::ESME_ROK);
+            }
         }
     });
     while pool.binds_up() < binds {

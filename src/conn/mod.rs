@@ -57,6 +57,8 @@ const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
 /// but not a whole large window in one: the SMSC starts on the first batch while the next is
 /// being encoded, instead of the two sides taking turns on one big batch.
 const MAX_COMMANDS_PER_ROUND: usize = 64;
+/// Answers to inbound requests taken per wake-up.
+const MAX_ANSWERS_PER_ROUND: usize = 1024;
 /// How long the last output (an unbind_resp, a generic_nack) may take to leave once the
 /// session is over.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
@@ -345,6 +347,9 @@ struct Io {
     submits_open: bool,
     /// Rounds since the shutdown signals were last polled.
     since_signals: u32,
+    /// Commands and answers taken from their channels this round (kept for their capacity).
+    commands: Vec<SubmitCommand>,
+    answers: Vec<(u32, CommandStatus)>,
 }
 
 /// Runs `session` over `stream` until the session closes. Returns why, after the last output
@@ -397,6 +402,8 @@ where
         aborted: false,
         submits_open: true,
         since_signals: 0,
+        commands: Vec::with_capacity(MAX_COMMANDS_PER_ROUND),
+        answers: Vec::with_capacity(MAX_ANSWERS_PER_ROUND),
     };
     // Created once: each registers with its token once, instead of on every round.
     let abort = shutdown.abort.cancelled();
@@ -514,35 +521,36 @@ impl<O: Observer> Driver<'_, O> {
             }
         }
 
+        // Taken in batches: a bounded channel's receiver releases the senders' permits under a
+        // lock, once per batch this way rather than once per message.
         if io.submits_open {
-            match submits.poll_recv(cx) {
-                Poll::Ready(Some(command)) => {
-                    progress = true;
-                    let at = *now.get_or_insert_with(Instant::now);
-                    self.accept(at, command);
-                    for _ in 1..MAX_COMMANDS_PER_ROUND {
-                        match submits.try_recv() {
-                            Ok(command) => self.accept(at, command),
-                            Err(_) => break,
-                        }
-                    }
-                }
+            match submits.poll_recv_many(cx, &mut io.commands, MAX_COMMANDS_PER_ROUND) {
                 // Every sender is gone: nothing more will come, but the bind serves inbound
                 // traffic until it is shut down.
-                Poll::Ready(None) => {
+                Poll::Ready(0) => {
                     progress = true;
                     io.submits_open = false;
+                }
+                Poll::Ready(_) => {
+                    progress = true;
+                    let at = *now.get_or_insert_with(Instant::now);
+                    let mut commands = std::mem::take(&mut io.commands);
+                    for command in commands.drain(..) {
+                        self.accept(at, command);
+                    }
+                    io.commands = commands;
                 }
                 Poll::Pending => {}
             }
         }
 
         // The driver holds a sender, so this never ends.
-        if let Poll::Ready(Some((seq, status))) = answers.poll_recv(cx) {
+        if let Poll::Ready(n) = answers.poll_recv_many(cx, &mut io.answers, MAX_ANSWERS_PER_ROUND)
+            && n > 0
+        {
             progress = true;
             let at = *now.get_or_insert_with(Instant::now);
-            let _ = self.session.respond(at, seq, status);
-            while let Ok((seq, status)) = answers.try_recv() {
+            for (seq, status) in io.answers.drain(..) {
                 let _ = self.session.respond(at, seq, status);
             }
         }
