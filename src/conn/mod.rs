@@ -2,10 +2,10 @@
 //! (TCP, TLS, `tokio::io::duplex` in tests).
 //!
 //! [`run`] is one task, the only owner of the socket and the session (DESIGN "One owner per
-//! bind"). It selects on: bytes in, room to write, a message to submit, an answer to an inbound
+//! bind"). It waits on: room to write, bytes in, a message to submit, an answer to an inbound
 //! request, the session's one timer (re-armed to [`Session::poll_timeout`]) and cancellation;
-//! after each wake-up it drains every `poll_*` of the session. Everything else talks to it over
-//! bounded channels:
+//! each wake-up serves every one of them that is ready, then drains every `poll_*` of the
+//! session. Everything else talks to it over bounded channels:
 //!
 //! - [`SubmitCommand`]: a message's parts, all sent on this bind, answered with one
 //!   [`PartOutcome`] per part through a oneshot. The caller reserves window room before it
@@ -24,17 +24,26 @@
 //! buffer, so a burst of submits goes out in one `write` and a burst of responses is read and
 //! decoded from one `read`. Reading never waits on the application: inbound requests are
 //! offered to the observer without waiting, and answered ESME_RX_T_APPN if it cannot take them.
+//!
+//! Per message the driver allocates only the reply's outcome vector, which it fills in place;
+//! a part goes straight into the session when nothing waits before it. The stream is not split
+//! (the halves of `tokio::io::split` share a lock taken on every poll), and the shutdown
+//! signals, which cost a lock to poll, are looked at before the task goes idle and every few
+//! busy rounds rather than on each.
 
 mod tls;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::pdu::{Body, COctetString, CommandStatus, DataSm, DeliverSm, PduCodec, StatusClass};
 use crate::session::{Anomaly, CloseReason, Event, Response, Session, SubmitError};
@@ -48,6 +57,8 @@ const MAX_PENDING_WRITE: usize = 4 * 1024 * 1024;
 /// but not a whole large window in one: the SMSC starts on the first batch while the next is
 /// being encoded, instead of the two sides taking turns on one big batch.
 const MAX_COMMANDS_PER_ROUND: usize = 64;
+/// Answers to inbound requests taken per wake-up.
+const MAX_ANSWERS_PER_ROUND: usize = 1024;
 /// How long the last output (an unbind_resp, a generic_nack) may take to leave once the
 /// session is over.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
@@ -289,20 +300,21 @@ pub struct Exit {
 struct Message {
     reference: u64,
     reply: Option<oneshot::Sender<Vec<PartOutcome>>>,
-    parts: Vec<PartState>,
+    /// One entry per part, in part order: the part's outcome once its bit in `done` is set, a
+    /// placeholder before. Sent as the reply as it stands, so completing a message allocates
+    /// nothing.
+    outcomes: Vec<PartOutcome>,
+    /// Which parts have their outcome, a bit per part (at most 256 parts).
+    done: [u64; 4],
     remaining: usize,
 }
 
-#[derive(Clone)]
-struct PartState {
-    /// When the part was written; its round trip counts from here.
-    sent_at: Option<Instant>,
-    outcome: Option<PartOutcome>,
-}
-
-/// Token layout: the message's slab index above the part index. Parts are at most 255
+/// Token layout: the message's slab index above the part index. Parts are at most 256
 /// (concatenation numbers them in one octet).
 const PART_BITS: u32 = 8;
+/// Rounds of the loop that made progress after which the shutdown signals are looked at even
+/// though there is more work: a bind under constant load still sees them promptly.
+const SIGNAL_CHECK_EVERY: u32 = 16;
 
 struct Driver<'o, O: Observer> {
     session: Session,
@@ -322,6 +334,22 @@ struct Driver<'o, O: Observer> {
     /// Complete messages, answered after the observer's flush so that whoever reads an
     /// outcome finds the bind's health already updated.
     replies: Vec<(oneshot::Sender<Vec<PartOutcome>>, Vec<PartOutcome>)>,
+}
+
+/// The loop's I/O state besides the session.
+struct Io {
+    codec: PduCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    eof: bool,
+    unbinding: bool,
+    aborted: bool,
+    submits_open: bool,
+    /// Rounds since the shutdown signals were last polled.
+    since_signals: u32,
+    /// Commands and answers taken from their channels this round (kept for their capacity).
+    commands: Vec<SubmitCommand>,
+    answers: Vec<(u32, CommandStatus)>,
 }
 
 /// Runs `session` over `stream` until the session closes. Returns why, after the last output
@@ -362,21 +390,35 @@ where
         close_reason: None,
         replies: Vec::with_capacity(window),
     };
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut codec = PduCodec::with_max_len(max_pdu_len);
-    let mut rbuf = BytesMut::with_capacity(64 * 1024);
-    let mut wbuf = BytesMut::with_capacity(64 * 1024);
+    // One task owns the stream whole: no split (its halves share a lock taken on every
+    // poll), reads and writes are polled from the same round.
+    tokio::pin!(stream);
+    let mut io = Io {
+        codec: PduCodec::with_max_len(max_pdu_len),
+        rbuf: BytesMut::with_capacity(READ_BUFFER),
+        wbuf: BytesMut::with_capacity(64 * 1024),
+        eof: false,
+        unbinding: false,
+        aborted: false,
+        submits_open: true,
+        since_signals: 0,
+        commands: Vec::with_capacity(MAX_COMMANDS_PER_ROUND),
+        answers: Vec::with_capacity(MAX_ANSWERS_PER_ROUND),
+    };
+    // Created once: each registers with its token once, instead of on every round.
+    let abort = shutdown.abort.cancelled();
+    tokio::pin!(abort);
+    let graceful = shutdown.graceful.cancelled();
+    tokio::pin!(graceful);
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
-    let (mut unbinding, mut aborted, mut eof) = (false, false, false);
-    let mut submits_open = true;
+    let mut now = Instant::now();
 
     let reason = loop {
-        let now = Instant::now();
         d.pump(now);
         d.drain_events(now);
-        d.session.poll_transmit(&mut wbuf);
+        d.session.poll_transmit(&mut io.wbuf);
         d.observer.flush(now);
         for (reply, outcomes) in d.replies.drain(..) {
             let _ = reply.send(outcomes);
@@ -393,121 +435,195 @@ where
             );
             sleep.as_mut().reset(at);
         }
-        tokio::select! {
-            biased;
-            () = shutdown.abort.cancelled(), if !aborted => {
-                aborted = true;
-                d.session.close();
-            }
-            () = shutdown.graceful.cancelled(), if !unbinding => {
-                unbinding = true;
-                // Messages already handed over go out first: they were accepted before the
-                // shutdown began (the pool stops taking new ones before it signals).
-                while let Ok(command) = submits.try_recv() {
-                    d.accept(command);
-                }
-                let now = Instant::now();
-                d.pump(now);
-                d.session.unbind(now);
-            }
-            // Cancel safe: on completion `n` octets have left and are consumed below; if
-            // another branch wins nothing was written.
-            written = writer.write(&wbuf), if !wbuf.is_empty() => {
-                match written {
-                    Ok(0) | Err(_) => d.session.connection_lost(),
-                    Ok(n) => {
-                        wbuf.advance(n);
-                        if wbuf.is_empty() {
-                            wbuf.clear();
-                        }
-                    }
-                }
-            }
-            // Cancel safe: read_buf appends only when it completes.
-            read = reader.read_buf(&mut rbuf), if !eof && wbuf.len() < MAX_PENDING_WRITE => {
-                let now = Instant::now();
-                match read {
-                    Ok(0) => {
-                        eof = true;
-                        // A frame cut short by the close is an I/O error; whole frames
-                        // still count.
-                        loop {
-                            match codec.decode_eof(&mut rbuf) {
-                                Ok(Some(item)) => d.session.handle_pdu(now, item),
-                                Ok(None) => break,
-                                Err(_) => break,
-                            }
-                        }
-                        d.session.connection_lost();
-                    }
-                    Ok(_) => loop {
-                        match codec.decode(&mut rbuf) {
-                            Ok(Some(item)) => d.session.handle_pdu(now, item),
-                            Ok(None) => break,
-                            Err(e) => {
-                                d.session.handle_frame_error(&e);
-                                break;
-                            }
-                        }
-                    },
-                    Err(e) => {
-                        d.session
-                            .handle_frame_error(&crate::pdu::FrameError::Io(e));
-                    }
-                }
-            }
-            // Cancel safe (mpsc::Receiver::recv).
-            command = submits.recv(), if submits_open => {
-                match command {
-                    Some(command) => {
-                        d.accept(command);
-                        for _ in 1..MAX_COMMANDS_PER_ROUND {
-                            match submits.try_recv() {
-                                Ok(command) => d.accept(command),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    // Every sender is gone: nothing more will come, but the bind serves
-                    // inbound traffic until it is shut down.
-                    None => submits_open = false,
-                }
-            }
-            // Cancel safe (mpsc::Receiver::recv). The driver holds a sender, so this never
-            // ends.
-            answer = answers_rx.recv() => {
-                let now = Instant::now();
-                if let Some((seq, status)) = answer {
-                    let _ = d.session.respond(now, seq, status);
-                    while let Ok((seq, status)) = answers_rx.try_recv() {
-                        let _ = d.session.respond(now, seq, status);
-                    }
-                }
-            }
-            // Cancel safe (Sleep); re-armed above when the deadline moves.
-            () = &mut sleep, if armed.is_some() => {
-                d.session.handle_timeout(Instant::now());
-            }
-        }
+        now = poll_fn(|cx| {
+            d.poll_round(
+                cx,
+                stream.as_mut(),
+                &mut io,
+                submits,
+                &mut answers_rx,
+                (abort.as_mut(), graceful.as_mut()),
+                armed.is_some().then_some(sleep.as_mut()),
+            )
+        })
+        .await;
     };
 
     // Whatever the session still wanted written (unbind_resp, generic_nack) goes out first,
     // within a short limit: a peer that stopped reading must not hold the slot.
-    d.session.poll_transmit(&mut wbuf);
-    if !wbuf.is_empty() && !eof {
-        let _ = tokio::time::timeout(FLUSH_ON_CLOSE, writer.write_all(&wbuf)).await;
+    d.session.poll_transmit(&mut io.wbuf);
+    if !io.wbuf.is_empty() && !io.eof {
+        let _ = tokio::time::timeout(FLUSH_ON_CLOSE, stream.write_all(&io.wbuf)).await;
     }
-    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, writer.shutdown()).await;
+    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, stream.shutdown()).await;
     Exit {
         reason,
         bound_for: d.bound_at.map(|at| at.elapsed()),
     }
 }
 
+/// Read capacity kept free before each read, so one read takes a large batch of responses.
+const READ_BUFFER: usize = 64 * 1024;
+
+type Signals<'a, 'b> = (
+    Pin<&'a mut WaitForCancellationFuture<'b>>,
+    Pin<&'a mut WaitForCancellationFuture<'b>>,
+);
+
 impl<O: Observer> Driver<'_, O> {
-    /// Takes a message: every part goes to the backlog, then into the session as the window
-    /// allows.
-    fn accept(&mut self, command: SubmitCommand) {
+    /// One round of the loop: does everything that is ready without waiting (writes pending
+    /// output, reads and decodes what arrived, takes submitted messages and the application's
+    /// answers, runs the timer), and is ready with the time of it if anything happened;
+    /// otherwise every source is registered to wake the task and it is pending.
+    #[allow(clippy::too_many_arguments)]
+    fn poll_round<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut stream: Pin<&mut S>,
+        io: &mut Io,
+        submits: &mut mpsc::Receiver<SubmitCommand>,
+        answers: &mut mpsc::Receiver<(u32, CommandStatus)>,
+        (mut abort, mut graceful): Signals<'_, '_>,
+        sleep: Option<Pin<&mut tokio::time::Sleep>>,
+    ) -> Poll<Instant> {
+        let mut now: Option<Instant> = None;
+        let mut progress = false;
+
+        // Output first: the peer starts on it while we do the rest.
+        while !io.wbuf.is_empty() {
+            match stream.as_mut().poll_write(cx, &io.wbuf) {
+                Poll::Ready(Ok(0) | Err(_)) => {
+                    self.session.connection_lost();
+                    return Poll::Ready(Instant::now());
+                }
+                Poll::Ready(Ok(n)) => {
+                    io.wbuf.advance(n);
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if io.wbuf.is_empty() {
+            io.wbuf.clear();
+        }
+
+        // Input, unless a peer that does not read has left too much output waiting.
+        if !io.eof && io.wbuf.len() < MAX_PENDING_WRITE {
+            if io.rbuf.capacity() - io.rbuf.len() < READ_BUFFER / 4 {
+                io.rbuf.reserve(READ_BUFFER);
+            }
+            // Polled once and dropped: read_buf appends only when it completes.
+            let read = std::pin::pin!(stream.as_mut().read_buf(&mut io.rbuf)).poll(cx);
+            if let Poll::Ready(read) = read {
+                progress = true;
+                let at = *now.get_or_insert_with(Instant::now);
+                self.on_read(at, io, read);
+            }
+        }
+
+        // Taken in batches: a bounded channel's receiver releases the senders' permits under a
+        // lock, once per batch this way rather than once per message.
+        if io.submits_open {
+            match submits.poll_recv_many(cx, &mut io.commands, MAX_COMMANDS_PER_ROUND) {
+                // Every sender is gone: nothing more will come, but the bind serves inbound
+                // traffic until it is shut down.
+                Poll::Ready(0) => {
+                    progress = true;
+                    io.submits_open = false;
+                }
+                Poll::Ready(_) => {
+                    progress = true;
+                    let at = *now.get_or_insert_with(Instant::now);
+                    let mut commands = std::mem::take(&mut io.commands);
+                    for command in commands.drain(..) {
+                        self.accept(at, command);
+                    }
+                    io.commands = commands;
+                }
+                Poll::Pending => {}
+            }
+        }
+
+        // The driver holds a sender, so this never ends.
+        if let Poll::Ready(n) = answers.poll_recv_many(cx, &mut io.answers, MAX_ANSWERS_PER_ROUND)
+            && n > 0
+        {
+            progress = true;
+            let at = *now.get_or_insert_with(Instant::now);
+            for (seq, status) in io.answers.drain(..) {
+                let _ = self.session.respond(at, seq, status);
+            }
+        }
+
+        if let Some(sleep) = sleep
+            && sleep.poll(cx).is_ready()
+        {
+            progress = true;
+            let at = *now.get_or_insert_with(Instant::now);
+            self.session.handle_timeout(at);
+        }
+
+        // The shutdown signals each cost a lock to poll: looked at before going idle (so no
+        // wake-up is lost), and every few busy rounds.
+        io.since_signals += 1;
+        if !progress || io.since_signals >= SIGNAL_CHECK_EVERY {
+            io.since_signals = 0;
+            if !io.aborted && abort.as_mut().poll(cx).is_ready() {
+                io.aborted = true;
+                self.session.close();
+                return Poll::Ready(Instant::now());
+            }
+            if !io.unbinding && graceful.as_mut().poll(cx).is_ready() {
+                io.unbinding = true;
+                let at = Instant::now();
+                // Messages already handed over go out first: they were accepted before the
+                // shutdown began (the pool stops taking new ones before it signals).
+                while let Ok(command) = submits.try_recv() {
+                    self.accept(at, command);
+                }
+                self.pump(at);
+                self.session.unbind(at);
+                return Poll::Ready(at);
+            }
+        }
+
+        if progress {
+            Poll::Ready(now.unwrap_or_else(Instant::now))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// What a read gave: frames for the session, the end of the stream, or an error.
+    fn on_read(&mut self, now: Instant, io: &mut Io, read: std::io::Result<usize>) {
+        match read {
+            Ok(0) => {
+                io.eof = true;
+                // A frame cut short by the close is an I/O error; whole frames still count.
+                while let Ok(Some(item)) = io.codec.decode_eof(&mut io.rbuf) {
+                    self.session.handle_pdu(now, item);
+                }
+                self.session.connection_lost();
+            }
+            Ok(_) => loop {
+                match io.codec.decode(&mut io.rbuf) {
+                    Ok(Some(item)) => self.session.handle_pdu(now, item),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.session.handle_frame_error(&e);
+                        break;
+                    }
+                }
+            },
+            Err(e) => self
+                .session
+                .handle_frame_error(&crate::pdu::FrameError::Io(e)),
+        }
+    }
+
+    /// Takes a message. Its parts go straight into the session while the window has room and
+    /// nothing waits before them; the rest wait in the backlog for [`Driver::pump`].
+    fn accept(&mut self, now: Instant, command: SubmitCommand) {
         let SubmitCommand {
             parts,
             reference,
@@ -521,13 +637,8 @@ impl<O: Observer> Driver<'_, O> {
         let message = Message {
             reference,
             reply: Some(reply),
-            parts: vec![
-                PartState {
-                    sent_at: None,
-                    outcome: None,
-                };
-                n
-            ],
+            outcomes: vec![PartOutcome::NotSent(NotSentReason::NotBound); n],
+            done: [0; 4],
             remaining: n,
         };
         let index = match self.free.pop() {
@@ -540,97 +651,70 @@ impl<O: Observer> Driver<'_, O> {
                 self.messages.len() - 1
             }
         };
+        let mut direct = self.backlog.is_empty();
         for (part, body) in parts.into_iter().enumerate() {
-            self.backlog
-                .push_back((((index as u64) << PART_BITS) | part as u64, body));
+            let token = ((index as u64) << PART_BITS) | part as u64;
+            if !direct {
+                self.backlog.push_back((token, body));
+                continue;
+            }
+            match self.session.try_submit(now, body, token) {
+                Ok(_) => {}
+                Err((SubmitError::WindowFull(_), body)) => {
+                    direct = false;
+                    self.backlog.push_back((token, body));
+                }
+                Err((e, _)) => self.resolve(now, token, PartOutcome::NotSent(not_sent(e)), None),
+            }
         }
     }
 
     /// Hands backlog parts to the session while its window has room.
     fn pump(&mut self, now: Instant) {
-        while let Some((token, body)) = self.backlog.front() {
-            match self.session.check_submit(body.command_id()) {
-                Ok(()) => {}
-                Err(SubmitError::WindowFull(_)) => return,
-                Err(e) => {
-                    let token = *token;
-                    self.backlog.pop_front();
-                    let reason = match e {
-                        SubmitError::Unbinding => NotSentReason::Unbinding,
-                        SubmitError::NotAllowed { .. } | SubmitError::NotARequest(_) => {
-                            NotSentReason::NotAllowed
-                        }
-                        _ => NotSentReason::NotBound,
-                    };
-                    self.resolve(now, token, PartOutcome::NotSent(reason));
-                    continue;
+        while let Some((token, body)) = self.backlog.pop_front() {
+            match self.session.try_submit(now, body, token) {
+                Ok(_) => {}
+                Err((SubmitError::WindowFull(_), body)) => {
+                    self.backlog.push_front((token, body));
+                    return;
                 }
-            }
-            let Some((token, body)) = self.backlog.pop_front() else {
-                return;
-            };
-            match self.session.submit(now, body, token) {
-                Ok(_) => {
-                    if let Some(slot) = self.part_slot(token) {
-                        *slot = Some(now);
-                    }
-                }
-                // check_submit said yes a moment ago; nothing happened in between.
-                Err(_) => self.resolve(now, token, PartOutcome::NotSent(NotSentReason::NotBound)),
+                Err((e, _)) => self.resolve(now, token, PartOutcome::NotSent(not_sent(e)), None),
             }
         }
     }
 
-    fn part_slot(&mut self, token: u64) -> Option<&mut Option<Instant>> {
-        let (index, part) = split(token);
-        Some(
-            &mut self
-                .messages
-                .get_mut(index)?
-                .as_mut()?
-                .parts
-                .get_mut(part)?
-                .sent_at,
-        )
-    }
-
-    /// Records a part's outcome; replies once the message is complete.
-    fn resolve(&mut self, now: Instant, token: u64, outcome: PartOutcome) {
+    /// Records a part's outcome; replies once the message is complete. `round_trip` is the
+    /// time from sending the part to its response, for parts that got one.
+    fn resolve(
+        &mut self,
+        now: Instant,
+        token: u64,
+        outcome: PartOutcome,
+        round_trip: Option<Duration>,
+    ) {
         let (index, part) = split(token);
         let Some(Some(message)) = self.messages.get_mut(index) else {
             return;
         };
-        let Some(state) = message.parts.get_mut(part) else {
-            return;
-        };
-        if state.outcome.is_some() {
+        let (word, bit) = (part / 64, 1u64 << (part % 64));
+        if part >= message.outcomes.len() || message.done[word] & bit != 0 {
             return;
         }
-        let round_trip = match outcome {
-            PartOutcome::Accepted { .. }
-            | PartOutcome::Rejected { .. }
-            | PartOutcome::Throttled { .. } => state.sent_at.map(|t| now - t),
-            _ => None,
-        };
         self.observer.part_done(now, &outcome, round_trip);
         let late = match outcome {
             PartOutcome::TimedOut { sequence_number } => Some((sequence_number, message.reference)),
             _ => None,
         };
-        state.outcome = Some(outcome);
+        message.done[word] |= bit;
+        message.outcomes[part] = outcome;
         message.remaining -= 1;
         let complete = message.remaining == 0;
         if let Some((sequence_number, reference)) = late {
             self.remember_late(sequence_number, reference, part);
         }
         if complete && let Some(message) = self.messages[index].take() {
-            let outcomes = message
-                .parts
-                .into_iter()
-                .filter_map(|p| p.outcome)
-                .collect();
             if let Some(reply) = message.reply {
-                self.replies.push((reply, outcomes));
+                self.replies.push((reply, message.outcomes));
             }
             self.free.push(index);
         }
@@ -663,13 +747,14 @@ impl<O: Observer> Driver<'_, O> {
                 }
                 Event::Accepted(response) | Event::Rejected(response) => {
                     let outcome = PartOutcome::from_response(&response);
-                    self.resolve(now, response.token, outcome);
+                    let round_trip = response.sent_at.map(|t| now.saturating_duration_since(t));
+                    self.resolve(now, response.token, outcome, round_trip);
                 }
                 Event::TimedOut(request) => {
                     let outcome = PartOutcome::TimedOut {
                         sequence_number: request.sequence_number,
                     };
-                    self.resolve(now, request.token, outcome);
+                    self.resolve(now, request.token, outcome, None);
                 }
                 Event::LateResponse(response) => {
                     if let Some((reference, part)) = self.late.remove(&response.sequence_number) {
@@ -699,10 +784,11 @@ impl<O: Observer> Driver<'_, O> {
                             sequence_number: request.sequence_number,
                             reason,
                         };
-                        self.resolve(now, request.token, outcome);
+                        self.resolve(now, request.token, outcome, None);
                     }
                     while let Some((token, _)) = self.backlog.pop_front() {
-                        self.resolve(now, token, PartOutcome::NotSent(NotSentReason::NotBound));
+                        let outcome = PartOutcome::NotSent(NotSentReason::NotBound);
+                        self.resolve(now, token, outcome, None);
                     }
                 }
             }
@@ -731,6 +817,15 @@ impl<O: Observer> Driver<'_, O> {
             return None;
         }
         Some(self.close_reason.unwrap_or(CloseReason::Local))
+    }
+}
+
+/// Why the session refused a part (other than a full window, which only delays it).
+fn not_sent(error: SubmitError) -> NotSentReason {
+    match error {
+        SubmitError::Unbinding => NotSentReason::Unbinding,
+        SubmitError::NotAllowed { .. } | SubmitError::NotARequest(_) => NotSentReason::NotAllowed,
+        _ => NotSentReason::NotBound,
     }
 }
 

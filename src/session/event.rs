@@ -1,5 +1,7 @@
 //! What the session reports ([`Event`]) and the errors of its commands.
 
+use std::time::Instant;
+
 use crate::pdu::{
     AlertNotification, Body, COctetString, CommandId, CommandStatus, DataSm, DecodeError, DeliverSm,
 };
@@ -87,6 +89,10 @@ pub struct Response {
     /// SMSC sent a body the codec could not read, this is the empty response and an
     /// [`Anomaly::BadBody`] was reported just before.
     pub body: Body,
+    /// The `now` the request was submitted at, so the round trip is the `now` of the response
+    /// minus this. `None` in [`Event::LateResponse`]: a timed-out request is remembered
+    /// without it.
+    pub sent_at: Option<Instant>,
 }
 
 impl Response {

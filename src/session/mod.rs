@@ -314,8 +314,24 @@ impl Session {
     /// [`Event::Rejected`], [`Event::TimedOut`] or [`Event::Closed`] (in its `in_flight`)
     /// follows for it; after TimedOut an [`Event::LateResponse`] may follow too.
     pub fn submit(&mut self, now: Instant, body: Body, token: u64) -> Result<u32, SubmitError> {
+        self.try_submit(now, body, token).map_err(|(e, _)| e)
+    }
+
+    /// [`Session::submit`], handing the body back when it is refused, so a caller holding
+    /// requests for a full window can keep them without checking first.
+    // The body comes back by value: boxing it would allocate on every refusal, and a refused
+    // body is moved once, to the caller's queue.
+    #[allow(clippy::result_large_err)]
+    pub fn try_submit(
+        &mut self,
+        now: Instant,
+        body: Body,
+        token: u64,
+    ) -> Result<u32, (SubmitError, Body)> {
         let command_id = body.command_id();
-        self.check_submit(command_id)?;
+        if let Err(e) = self.check_submit(command_id) {
+            return Err((e, body));
+        }
         let sequence_number = self.allocate_sequence();
         self.send(&Pdu::new(sequence_number, body));
         self.in_flight.insert(
@@ -324,6 +340,7 @@ impl Session {
                 sequence_number,
                 command_id,
             },
+            now,
             now + self.config.response_timeout,
         );
         self.last_activity = now;
@@ -849,20 +866,18 @@ impl Session {
         }
         let answers =
             |request: &Request| is_nack || request.command_id.response() == Some(command_id);
-        if self.in_flight.get(sequence_number).is_some_and(answers) {
-            if let Some(request) = self.in_flight.remove(sequence_number) {
-                let accepted = pdu.command_status.is_ok() && !is_nack;
-                let response = Self::response(request, pdu);
-                self.events.push_back(if accepted {
-                    Event::Accepted(response)
-                } else {
-                    Event::Rejected(response)
-                });
-                self.finish_drain_if_done(now);
-            }
+        if let Some((request, sent_at)) = self.in_flight.take_if(sequence_number, answers) {
+            let accepted = pdu.command_status.is_ok() && !is_nack;
+            let response = Self::response(request, Some(sent_at), pdu);
+            self.events.push_back(if accepted {
+                Event::Accepted(response)
+            } else {
+                Event::Rejected(response)
+            });
+            self.finish_drain_if_done(now);
         } else if self.timed_out.get(sequence_number).is_some_and(answers) {
             if let Some(request) = self.timed_out.take(sequence_number) {
-                let response = Self::response(request, pdu);
+                let response = Self::response(request, None, pdu);
                 self.events.push_back(Event::LateResponse(response));
             }
         } else {
@@ -874,13 +889,14 @@ impl Session {
         }
     }
 
-    fn response(request: Request, pdu: Pdu) -> Response {
+    fn response(request: Request, sent_at: Option<Instant>, pdu: Pdu) -> Response {
         Response {
             token: request.token,
             sequence_number: request.sequence_number,
             request: request.command_id,
             command_status: pdu.command_status,
             body: pdu.body,
+            sent_at,
         }
     }
 

@@ -5,6 +5,7 @@
 //! hot path (submit, response) does no allocation once the tables have warmed up.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -57,6 +58,8 @@ const NIL: u32 = u32::MAX;
 
 struct Slot {
     request: Request,
+    /// When the request was handed to the session: its round trip counts from here.
+    sent_at: Instant,
     deadline: Instant,
     /// The slot sent just before this one (earlier deadline), or NIL.
     prev: u32,
@@ -110,17 +113,13 @@ impl InFlight {
         self.index.contains_key(&sequence_number)
     }
 
-    pub(super) fn get(&self, sequence_number: u32) -> Option<&Request> {
-        let &slot = self.index.get(&sequence_number)?;
-        Some(&self.slots[slot as usize].request)
-    }
-
     /// Adds a request at the end of the deadline list. The caller has checked `!is_full()` and
     /// that the sequence number is not in the table.
-    pub(super) fn insert(&mut self, request: Request, deadline: Instant) {
+    pub(super) fn insert(&mut self, request: Request, sent_at: Instant, deadline: Instant) {
         debug_assert!(!self.is_full() && !self.contains(request.sequence_number));
         let slot = Slot {
             request,
+            sent_at,
             deadline,
             prev: self.tail,
             next: NIL,
@@ -147,8 +146,31 @@ impl InFlight {
     /// Takes the request with this sequence number out of the table.
     pub(super) fn remove(&mut self, sequence_number: u32) -> Option<Request> {
         let at = self.index.remove(&sequence_number)?;
+        Some(self.unlink(at).0)
+    }
+
+    /// Takes the request with this sequence number out of the table if `answers` says the
+    /// response is for it, with the instant it was sent; one lookup.
+    pub(super) fn take_if(
+        &mut self,
+        sequence_number: u32,
+        answers: impl FnOnce(&Request) -> bool,
+    ) -> Option<(Request, Instant)> {
+        let Entry::Occupied(entry) = self.index.entry(sequence_number) else {
+            return None;
+        };
+        if !answers(&self.slots[*entry.get() as usize].request) {
+            return None;
+        }
+        let at = entry.remove();
+        Some(self.unlink(at))
+    }
+
+    /// Unlinks a slot already taken out of the index and frees it.
+    fn unlink(&mut self, at: u32) -> (Request, Instant) {
         let Slot {
             request,
+            sent_at,
             prev,
             next,
             ..
@@ -162,7 +184,7 @@ impl InFlight {
             next => self.slots[next as usize].prev = prev,
         }
         self.free.push(at);
-        Some(request)
+        (request, sent_at)
     }
 
     /// The deadline of the request that times out first.
@@ -284,7 +306,7 @@ mod tests {
         let t0 = Instant::now();
         let mut table = InFlight::new(4);
         for seq in 1..=4 {
-            table.insert(req(seq), t0 + Duration::from_secs(u64::from(seq)));
+            table.insert(req(seq), t0, t0 + Duration::from_secs(u64::from(seq)));
         }
         assert!(table.is_full());
         assert_eq!(table.remove(1), Some(req(1)));
@@ -292,8 +314,8 @@ mod tests {
         assert_eq!(table.remove(3), None);
         assert_eq!(table.next_deadline(), Some(t0 + Duration::from_secs(2)));
         // A freed slot is reused; the new request goes to the end of the list.
-        table.insert(req(5), t0 + Duration::from_secs(5));
-        table.insert(req(6), t0 + Duration::from_secs(6));
+        table.insert(req(5), t0, t0 + Duration::from_secs(5));
+        table.insert(req(6), t0, t0 + Duration::from_secs(6));
         assert!(table.is_full());
         assert_eq!(table.slots.len(), 4, "slab grew past its capacity");
         assert_eq!(table.pop_expired(t0 + Duration::from_secs(1)), None);
