@@ -731,6 +731,16 @@ impl CarrierPool {
         parts: &mut Vec<Body>,
         reference: u64,
     ) -> Result<Submission, SubmitError> {
+        // Nobody waiting: try at once, without registering as a waiter (the common case).
+        // With waiters, queue behind them, so a newcomer never takes the slot a woken
+        // waiter was woken for.
+        if self.shared.waiters.load(Relaxed) == 0 {
+            match self.try_submit(parts, reference) {
+                Ok(s) => return Ok(s),
+                Err(SubmitError::WindowsFull | SubmitError::Throttled { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         loop {
             let notified = self.shared.capacity.notified();
             tokio::pin!(notified);
