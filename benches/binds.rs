@@ -8,6 +8,7 @@
 //!
 //! ```sh
 //! cargo bench --bench binds
+//! cargo bench --bench binds -- --quick   # seconds; `cargo test` runs it this way (CI)
 //! ```
 //!
 //! Each case runs a bounded number of messages (or stops at a time cap), after a warm-up.
@@ -41,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const MESSAGES: u64 = 200_000;
+/// Measured messages per case in quick mode.
+const QUICK_MESSAGES: u64 = 5_000;
 /// How often (in messages) the submitter looks at the clock for the time cap.
 const CAP_CHECK_EVERY: u64 = 1024;
 const WARMUP: u64 = 5_000;
@@ -109,11 +112,18 @@ struct Row {
     sent: u64,
 }
 
+/// `cargo bench` passes --bench; `cargo test` runs this target without it: a quick run of
+/// every case (seconds), so the bench cannot rot. `--quick` asks for that under cargo bench.
+fn quick() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench")
+}
+
 fn messages() -> u64 {
     std::env::var("BINDS_MESSAGES")
         .ok()
         .and_then(|m| m.parse().ok())
-        .unwrap_or(MESSAGES)
+        .unwrap_or(if quick() { QUICK_MESSAGES } else { MESSAGES })
 }
 
 async fn case(addr: std::net::SocketAddr, binds: usize, window: usize, receipts: bool) -> Row {
