@@ -198,11 +198,13 @@ async fn counts_refused_binds_by_status_and_raises_the_auth_alarm() {
         )),
         1
     );
+    // Resuming clears the alarm. (With the simulator gone first, the retry that follows
+    // cannot be refused again and raise it before the gauge is read.)
+    sim.stop().await;
     s.pool.resume();
     assert_eq!(
         gauge(&format!("{}{{carrier=locked}}", m::AUTH_FAILED)),
         Some(0.0)
     );
     s.pool.shutdown(WAIT).await;
-    sim.stop().await;
 }
