@@ -3,10 +3,12 @@
 //!
 //! [`SqliteStore`] is the embedded default: one SQLite file in WAL mode under the data
 //! directory. Its writes are *group-committed*: one writer thread owns the write connection,
-//! takes every operation queued on a bounded channel, runs them all in one transaction with
-//! one fsync, and only then answers each caller. Durability costs each write the latency of
-//! one commit, not a commit of its own, so throughput grows with the number of concurrent
-//! callers. Reads run on separate read-only connections on blocking threads.
+//! takes every operation queued on a bounded channel, runs them all in one transaction, and
+//! answers each caller once the commit is on the disk (a sync thread flushes the WAL while the
+//! writer runs the next transaction; one sync covers every commit made meanwhile). Durability
+//! costs each write the latency of one commit and one sync, not a commit of its own, so
+//! throughput grows with the number of concurrent callers. Reads run on separate read-only
+//! connections on blocking threads.
 //!
 //! What callers can rely on:
 //!

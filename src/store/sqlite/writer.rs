@@ -1,10 +1,11 @@
 //! The group-commit writer: one thread, one connection, one transaction per batch.
 //!
 //! The thread blocks on the bounded channel for the first task, then takes every task already
-//! queued (up to [`SqliteConfig::max_commit_rows`] rows), runs them in order in one
-//! transaction, commits (one WAL fsync with `synchronous=FULL`), and only then answers each
-//! caller. While it commits, new tasks queue up and make the next batch, so the commit cost
-//! is shared by everyone who arrived during the previous one.
+//! queued (up to [`SqliteConfig::max_commit_rows`] rows; under load it gathers until
+//! [`COMMIT_SPACING`] after the previous commit), runs them in order in one transaction,
+//! commits, and answers each caller: with `synchronous=FULL` through the [`Syncer`], once the
+//! WAL is synced. While it commits, new tasks queue up and make the next batch, so the commit
+//! cost is shared by everyone who arrived during the previous one.
 //!
 //! If a task fails (an SQL error, not a refused transition: those are answers), the batch is
 //! rolled back. An error no task caused (a full disk, a lock held by another process, I/O)
