@@ -173,7 +173,7 @@ impl Inbound {
     /// Runs until `cancel` fires or every sender is gone, then lets the receipt batches in
     /// flight finish (their deliver_sm_resp go out only once they are recorded).
     ///
-    /// Up to [`DEPTH`] batches of receipts are in flight at once, so a batch's store and
+    /// Up to four batches of receipts are in flight at once, so a batch's store and
     /// roll-up commits overlap the next batch's. Every receipt is stored before its batch
     /// rolls up, and the writer applies batches in the order they were handed over, so a
     /// later batch sees the receipts of every earlier one; two batches deciding one message
