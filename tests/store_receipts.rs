@@ -213,6 +213,50 @@ async fn a_receipt_before_the_response_is_matched_when_the_response_lands() {
 }
 
 #[tokio::test]
+async fn a_receipt_stored_before_a_restart_is_matched_when_the_response_lands_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    let out = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "9F",
+            hex("9F"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Unmatched { receipt_id } = out[0] else {
+        panic!("nothing to match yet, got {out:?}");
+    };
+    store.close().await.unwrap();
+
+    // The reopened store knows a receipt is waiting, so the response still finds it.
+    let store = open(dir.path(), &clock).await;
+    let out = store
+        .apply(vec![submitted(id, 0, "acme", "9F", hex("9F"))])
+        .await
+        .unwrap();
+    let UpdateOutcome::ReceiptMatched(m) = &out[0] else {
+        panic!("the stored receipt should match, got {out:?}");
+    };
+    assert_eq!(m.receipt_id, receipt_id);
+    assert_eq!(m.parts[0].state, PartState::Delivered);
+
+    // Once matched, nothing waits: the next response records its part alone.
+    let other = claimed(&store, 1).await;
+    let out = store
+        .apply(vec![submitted(other, 0, "acme", "A0", hex("A0"))])
+        .await
+        .unwrap();
+    assert_eq!(out[0], UpdateOutcome::Applied);
+    let d = store.get(other).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Submitted);
+    assert!(d.receipts.is_empty());
+}
+
+#[tokio::test]
 async fn a_multipart_rollup_reports_every_parts_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(0));

@@ -188,16 +188,17 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         config.validate()?;
         let cfg = config.clone();
-        let (conn, initial, next_rid) = tokio::task::spawn_blocking(move || open_writer(&cfg))
+        let opened = tokio::task::spawn_blocking(move || open_writer(&cfg))
             .await
             .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
 
         let (tx, rx) = mpsc::channel(config.queue_rows);
-        let counts = Arc::new(Counts::new(initial));
+        let counts = Arc::new(Counts::new(opened.counts));
         let writer = Writer {
-            conn,
+            conn: opened.conn,
             ids: IdGenerator::new(rng),
-            next_rid,
+            next_rid: opened.next_rid,
+            unmatched: opened.unmatched,
             clock: Arc::clone(&clock),
             config: config.clone(),
             counts: Arc::clone(&counts),
@@ -331,9 +332,18 @@ fn check_batch(what: &'static str, len: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Opens the write connection, sets it up and migrates; returns it with the state counts and
-/// the next row number.
-fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10], i64), StoreError> {
+/// The write connection, opened, set up and migrated, with what the writer keeps in memory.
+struct OpenedWriter {
+    conn: Connection,
+    /// Messages per state.
+    counts: [i64; 10],
+    /// The row number the next message gets.
+    next_rid: i64,
+    /// Receipts stored without a message.
+    unmatched: i64,
+}
+
+fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
     if let Some(dir) = config.path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -372,7 +382,17 @@ fn open_writer(config: &SqliteConfig) -> Result<(Connection, [i64; 10], i64), St
         [],
         |row| row.get(0),
     )?;
-    Ok((conn, counts, next_rid))
+    let unmatched: i64 = conn.query_row(
+        "SELECT count(*) FROM receipts INDEXED BY receipts_unmatched WHERE rid IS NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(OpenedWriter {
+        conn,
+        counts,
+        next_rid,
+        unmatched,
+    })
 }
 
 impl Store for SqliteStore {

@@ -120,6 +120,10 @@ pub(super) struct Ctx<'a> {
     ids: &'a mut IdGenerator,
     /// The row number the next message gets (also its id's sequence number).
     next_rid: &'a mut i64,
+    /// Receipts stored without a message, as of the last commit.
+    unmatched: i64,
+    /// The change to `unmatched` made by this transaction, kept on commit.
+    unmatched_delta: i64,
     /// Per-state changes made by this transaction, applied to the shared counts on commit.
     deltas: [i64; 10],
     config: &'a SqliteConfig,
@@ -147,6 +151,9 @@ pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) ids: IdGenerator,
     pub(super) next_rid: i64,
+    /// Receipts stored without a message (`rid IS NULL`): while there are none, recording a
+    /// submitted part skips looking for receipts that came before its response.
+    pub(super) unmatched: i64,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
@@ -330,6 +337,8 @@ impl Writer {
             now: self.clock.now(),
             ids: &mut self.ids,
             next_rid: &mut self.next_rid,
+            unmatched: self.unmatched,
+            unmatched_delta: 0,
             deltas: [0; 10],
             config: &self.config,
         };
@@ -340,7 +349,7 @@ impl Writer {
                 break;
             }
         }
-        let deltas = cx.deltas;
+        let (deltas, unmatched) = (cx.deltas, cx.unmatched_delta);
         if let Err(e) = result.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
             // A failed COMMIT leaves the transaction open; a failed statement may too.
             if !self.conn.is_autocommit() {
@@ -348,6 +357,7 @@ impl Writer {
             }
             return Err(e);
         }
+        self.unmatched += unmatched;
         Ok(deltas)
     }
 }
@@ -572,6 +582,9 @@ struct Transition<'r> {
     /// `None` keeps the current reason.
     reason: Option<&'r Reason>,
     add_attempt: bool,
+    /// The state of `from` the message is most likely in: tried alone first, so the state
+    /// it left is known without reading it back.
+    likely: Option<MessageState>,
 }
 
 /// Where a message lives: its row number, and the whole id to check there.
@@ -617,19 +630,27 @@ impl UpdateStatements<'_> {
             Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
             None => (false, None, None),
         };
-        let changed = self.transition.execute(params![
-            at.rid,
-            t.to.code(),
-            t.next_at.map(Timestamp::as_millis),
-            set_reason,
-            code,
-            text,
-            i64::from(t.add_attempt),
-            cx.now.as_millis(),
-            mask(t.from),
-            &at.id[..],
-        ])?;
-        if changed == 0 {
+        let mut run = |from: i64| {
+            self.transition.execute(params![
+                at.rid,
+                t.to.code(),
+                t.next_at.map(Timestamp::as_millis),
+                set_reason,
+                code,
+                text,
+                i64::from(t.add_attempt),
+                cx.now.as_millis(),
+                from,
+                &at.id[..],
+            ])
+        };
+        if let Some(likely) = t.likely.filter(|_| t.from.len() > 1)
+            && run(mask(&[likely]))? > 0
+        {
+            cx.moved(Some(likely), Some(t.to));
+            return Ok(true);
+        }
+        if run(mask(t.from))? == 0 {
             return Ok(false);
         }
         // From a single state the old state is known; otherwise read what the UPDATE kept.
@@ -700,7 +721,10 @@ fn apply_one(
             if written == 0 {
                 return st.refused(at);
             }
-            // A receipt that beat its submit_sm_resp here is waiting unmatched.
+            // A receipt that beat its submit_sm_resp here is waiting unmatched (if any is).
+            if cx.unmatched + cx.unmatched_delta <= 0 {
+                return Ok(UpdateOutcome::Applied);
+            }
             let waiting: Vec<(i64, Option<String>, Option<String>)> = st
                 .unmatched
                 .query_map(params![carrier, key.as_str()], |row| {
@@ -715,6 +739,7 @@ fn apply_one(
                 cx.conn
                     .prepare_cached(LINK_RECEIPT)?
                     .execute(params![receipt_id, at.rid, part])?;
+                cx.unmatched_delta -= 1;
                 let stat = rows::receipt_stat(stat);
                 state = record_receipt_on_part(cx, at.rid, *part, state, stat.as_ref(), &err)?
                     .unwrap_or(state);
@@ -768,6 +793,7 @@ fn apply_one(
                 next_at,
                 reason,
                 add_attempt: true,
+                likely: None,
             };
             if !st.transition(cx, at, t)? {
                 return st.refused(at);
@@ -797,6 +823,7 @@ fn apply_one(
                 next_at: Some(*when),
                 reason: Some(reason),
                 add_attempt: false,
+                likely: None,
             };
             let done = st.transition(cx, at, t)?;
             applied(done, st)
@@ -822,6 +849,7 @@ fn apply_one(
                 next_at: Some(*when),
                 reason: None,
                 add_attempt: false,
+                likely: None,
             };
             if st.transition(cx, at, t)? {
                 Ok(UpdateOutcome::Applied)
@@ -838,6 +866,8 @@ fn apply_one(
                 next_at: None,
                 reason: Some(reason),
                 add_attempt: false,
+                // Most messages end on a receipt.
+                likely: Some(S::Submitted),
             };
             let done = st.transition(cx, at, t)?;
             applied(done, st)
@@ -859,6 +889,7 @@ fn apply_one(
                 next_at: None,
                 reason: Some(reason),
                 add_attempt: false,
+                likely: None,
             };
             let done = st.transition(cx, at, t)?;
             applied(done, st)
@@ -1035,6 +1066,7 @@ pub(super) fn receipts(
         ])?;
         let receipt_id = conn.last_insert_rowid();
         let Some(f) = found else {
+            cx.unmatched_delta += 1;
             out.push(ReceiptOutcome::Unmatched { receipt_id });
             continue;
         };
@@ -1148,6 +1180,7 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
              WHERE rid IS NULL AND received_at < ?1 LIMIT ?2)",
             )?
             .execute(params![receipt_cutoff.as_millis(), limit])? as u64;
+    cx.unmatched_delta -= report.unmatched_receipts as i64;
 
     let key_cutoff = cx.now.saturating_sub(cx.config.idempotency_window);
     report.idempotency_keys = cx
@@ -1204,7 +1237,7 @@ mod tests {
     fn hot_statements_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let config = SqliteConfig::in_dir(dir.path());
-        let (conn, _, _) = super::super::open_writer(&config).unwrap();
+        let conn = super::super::open_writer(&config).unwrap().conn;
         let claim = claim_sql();
         let statements = [
             FIND_SUPPRESSION,
