@@ -13,6 +13,12 @@ use smppd::config::{Config, ConfigFile, SimulatorSection};
 use smppd::engine::Engine;
 use smppd::pdu::{Pdu, hex};
 
+// mimalloc, built with its `override` feature, so SQLite's C allocations go to it as well as
+// Rust's. Against glibc's malloc it cut the engine's CPU per message by about a tenth in the
+// pipeline bench (the store writer's share most), for some more resident memory.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The configuration `smppd run` uses when no file is given: two simulated carriers on
 /// loopback, started beside the engine.
 const EMBEDDED_CONFIG: &str = include_str!("../config.toml");
