@@ -10,7 +10,9 @@
 //!
 //! `PIPELINE_RATE` paces the scenarios that otherwise send as fast as they can (to find the
 //! highest rate that still drains), `PIPELINE_SYNC` sets `[store] synchronous` (default
-//! `full`).
+//! `full`), `PIPELINE_RECENT` sets `[store] recent_parts` (default 500 000),
+//! `PIPELINE_IDS` the simulator's message id format (`hex`, the default, `decimal` or
+//! `uuid`).
 //!
 //! Scenarios (each bounded: sending for a fixed time, at most a fixed count in quick mode,
 //! then at most a drain cap for the pipeline to finish):
@@ -43,6 +45,7 @@ use smppd::engine::Engine;
 use smppd::load::{LoadOptions, Mix, Sent, Summary, Target, procfs};
 use smppd::store::MessageState;
 use smsc_sim::config::{AccountConfig, DelayRange, SimConfig};
+use smsc_sim::ids::MessageIdFormat;
 use smsc_sim::{Sim, SimHandle};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -289,8 +292,14 @@ fn start_sim(rt: &Runtime) -> (SimHandle, std::net::SocketAddr, CancellationToke
         min_ms: 1,
         max_ms: 10,
     };
+    let message_id_format = match std::env::var("PIPELINE_IDS").as_deref() {
+        Ok("decimal") => MessageIdFormat::Decimal,
+        Ok("uuid") => MessageIdFormat::Uuid,
+        _ => MessageIdFormat::Hex,
+    };
     let sim = Sim::new(SimConfig {
         accounts: vec![account],
+        message_id_format,
         ..SimConfig::default()
     })
     .expect("a valid simulator config");
@@ -324,6 +333,7 @@ listen = ""
 
 [store]
 synchronous = "{sync}"
+recent_parts = {recent}
 
 [dispatch]
 claim_batch = {claim}
@@ -340,6 +350,7 @@ max_pending_inbound = 2000
 "#,
         data = dir.display(),
         claim = std::env::var("PIPELINE_CLAIM").unwrap_or_else(|_| "256".into()),
+        recent = std::env::var("PIPELINE_RECENT").unwrap_or_else(|_| "500000".into()),
     );
     let config = ConfigFile::parse(&toml)
         .expect("a valid config")

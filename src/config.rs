@@ -130,6 +130,10 @@ pub struct StoreSection {
     /// 503 `overloaded`, so the intake cannot outrun the pipeline without bound. 0 for no
     /// limit. Default 200 000.
     pub max_backlog: u64,
+    /// How many of the latest submitted parts are held in memory to match their receipts
+    /// (up to about 80 bytes each); older parts are matched through an index on disk, at the cost
+    /// of a random page write each. Default 500 000.
+    pub recent_parts: usize,
 }
 
 impl Default for StoreSection {
@@ -138,6 +142,7 @@ impl Default for StoreSection {
             synchronous: "full".into(),
             retention_days: 7,
             max_backlog: 200_000,
+            recent_parts: 500_000,
         }
     }
 }
@@ -353,6 +358,7 @@ impl ConfigFile {
         let mut store = SqliteConfig::new(data_dir.join("smppd.db"));
         store.synchronous = synchronous;
         store.max_backlog = self.store.max_backlog;
+        store.recent_parts = self.store.recent_parts;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
         let hook = &self.webhook;
         if hook.timeout_ms == 0 {
@@ -466,8 +472,10 @@ system_id = "esme"
     #[test]
     fn the_store_backlog_bound_reaches_the_store() {
         assert_eq!(check("").unwrap().store.max_backlog, 200_000);
-        let config = check("[store]\nmax_backlog = 0\nsynchronous = \"normal\"").unwrap();
+        let config =
+            check("[store]\nmax_backlog = 0\nsynchronous = \"normal\"\nrecent_parts = 7").unwrap();
         assert_eq!(config.store.max_backlog, 0);
+        assert_eq!(config.store.recent_parts, 7);
         assert_eq!(config.store.synchronous, Synchronous::Normal);
     }
 

@@ -10,9 +10,9 @@ use smppd::sms::{
     Encoding, IdFormat, IdNormalizer, MessageIdKey, ReceiptStat, normalize_message_id,
 };
 use smppd::store::{
-    AfterAttempt, AttemptOutcome, ManualClock, MessageId, MessageState, NewAttempt, NewMessage,
-    NewMo, NewReceipt, PartState, Priority, ReceiptOutcome, SplitMix64, SqliteConfig, SqliteStore,
-    Store, Timestamp, Update, UpdateOutcome,
+    AfterAttempt, AttemptOutcome, FinalState, ManualClock, MessageId, MessageState, NewAttempt,
+    NewMessage, NewMo, NewReceipt, PartState, Priority, Reason, ReceiptOutcome, SplitMix64,
+    SqliteConfig, SqliteStore, Store, Timestamp, Update, UpdateOutcome,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -22,13 +22,68 @@ fn at(ms: i64) -> Timestamp {
 }
 
 async fn open(dir: &Path, clock: &ManualClock) -> SqliteStore {
+    open_holding(dir, clock, SqliteConfig::in_dir(dir).recent_parts).await
+}
+
+/// A store that holds at most `recent_parts` parts in memory for receipt correlation.
+async fn open_holding(dir: &Path, clock: &ManualClock, recent_parts: usize) -> SqliteStore {
+    let mut config = SqliteConfig::in_dir(dir);
+    config.recent_parts = recent_parts;
     SqliteStore::open_with(
-        SqliteConfig::in_dir(dir),
+        config,
         Arc::new(clock.clone()),
         Box::new(SplitMix64::new(5)),
     )
     .await
     .expect("open store")
+}
+
+/// The parts in the on-disk correlation index, read from the file itself.
+fn indexed_parts(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("smppd.db")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM parts WHERE indexed = 1 AND id_key IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// The message a receipt matched; panics on anything else.
+fn matched(outcome: &ReceiptOutcome) -> MessageId {
+    match outcome {
+        ReceiptOutcome::Matched(m) => m.message_id,
+        other => panic!("expected a match, got {other:?}"),
+    }
+}
+
+/// Finishes a message as delivered, as the receipt handler does after a final receipt.
+fn delivered(id: MessageId) -> Update {
+    Update::Finish {
+        id,
+        state: FinalState::Delivered,
+        reason: Reason::new("DELIVRD", "the carrier reported delivery"),
+    }
+}
+
+/// Records an accepted attempt: the message waits for its receipts.
+fn attempt_accepted(id: MessageId, parts: u16) -> Update {
+    Update::AttemptFinished {
+        id,
+        attempt: NewAttempt {
+            carrier: "acme".into(),
+            bind: "acme-1".into(),
+            parts,
+            command_status: Some(CommandStatus::ESME_ROK),
+            outcome: AttemptOutcome::Accepted,
+            detail: None,
+            started_at: at(0),
+            ended_at: at(0),
+        },
+        next: AfterAttempt::Submitted {
+            receipt_deadline: at(1_000_000),
+        },
+    }
 }
 
 /// Accepts and claims a message of `parts` parts.
@@ -254,6 +309,267 @@ async fn a_receipt_stored_before_a_restart_is_matched_when_the_response_lands_af
     let d = store.get(other).await.unwrap().unwrap();
     assert_eq!(d.parts[0].state, PartState::Submitted);
     assert!(d.receipts.is_empty());
+}
+
+#[tokio::test]
+async fn receipts_match_parts_that_left_memory_through_the_index_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    // Memory holds one part: the older ones go to the index on disk.
+    let store = open_holding(dir.path(), &clock, 1).await;
+    let a = claimed(&store, 1).await;
+    let b = claimed(&store, 1).await;
+    let c = claimed(&store, 1).await;
+    for (id, raw) in [(a, "A1"), (b, "B1"), (c, "C1")] {
+        store
+            .apply(vec![
+                submitted(id, 0, "acme", raw, hex(raw)),
+                attempt_accepted(id, 1),
+            ])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        indexed_parts(dir.path()),
+        2,
+        "a and b left memory unreceipted"
+    );
+
+    let out = store
+        .store_receipts(vec![
+            receipt("acme", "a1", hex("a1"), ReceiptStat::Delivered),
+            receipt("acme", "b1", hex("b1"), ReceiptStat::Delivered),
+            receipt("acme", "c1", hex("c1"), ReceiptStat::Delivered),
+            receipt("globex", "c1", hex("c1"), ReceiptStat::Delivered),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), a);
+    assert_eq!(matched(&out[1]), b);
+    assert_eq!(matched(&out[2]), c);
+    assert!(matches!(out[3], ReceiptOutcome::Unmatched { .. }));
+
+    // A reused id: the old part is on disk, the new one in memory; the new one matches.
+    let old = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(old, 0, "acme", "77", hex("77"))])
+        .await
+        .unwrap();
+    let filler = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(filler, 0, "acme", "F0", hex("F0"))])
+        .await
+        .unwrap();
+    let new = claimed(&store, 1).await;
+    store
+        .apply(vec![submitted(new, 0, "acme", "77", hex("77"))])
+        .await
+        .unwrap();
+    let out = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "77",
+            hex("77"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), new);
+}
+
+#[tokio::test]
+async fn with_no_memory_every_part_is_matched_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open_holding(dir.path(), &clock, 0).await;
+    let old = claimed(&store, 1).await;
+    let new = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(old, 0, "acme", "7", hex("7")),
+            submitted(new, 0, "acme", "7", hex("7")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(indexed_parts(dir.path()), 2);
+    let out = store
+        .store_receipts(vec![receipt("acme", "7", hex("7"), ReceiptStat::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), new);
+}
+
+#[tokio::test]
+async fn parts_of_finished_messages_never_reach_the_index_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open_holding(dir.path(), &clock, 2).await;
+    for n in 0..6 {
+        let id = claimed(&store, 1).await;
+        let raw = format!("E{n}");
+        store
+            .apply(vec![
+                submitted(id, 0, "acme", &raw, hex(&raw)),
+                attempt_accepted(id, 1),
+            ])
+            .await
+            .unwrap();
+        let out = store
+            .store_receipts(vec![receipt(
+                "acme",
+                &raw,
+                hex(&raw),
+                ReceiptStat::Delivered,
+            )])
+            .await
+            .unwrap();
+        assert_eq!(matched(&out[0]), id);
+        assert_eq!(
+            store.apply(vec![delivered(id)]).await.unwrap()[0],
+            UpdateOutcome::Applied
+        );
+    }
+    // Receipted but not finished (an intermediate receipt): that part goes to disk when it
+    // leaves memory.
+    let waiting = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(waiting, 0, "acme", "AA", hex("AA")),
+            attempt_accepted(waiting, 1),
+        ])
+        .await
+        .unwrap();
+    store
+        .store_receipts(vec![receipt("acme", "AA", hex("AA"), ReceiptStat::Enroute)])
+        .await
+        .unwrap();
+    for n in 0..2 {
+        let id = claimed(&store, 1).await;
+        let raw = format!("F{n}");
+        store
+            .apply(vec![submitted(id, 0, "acme", &raw, hex(&raw))])
+            .await
+            .unwrap();
+    }
+    assert_eq!(indexed_parts(dir.path()), 1, "only the part still waiting");
+    let out = store
+        .store_receipts(vec![
+            receipt("acme", "AA", hex("AA"), ReceiptStat::Delivered),
+            // A receipt after its message finished, once the part has left memory, finds
+            // nothing.
+            receipt("acme", "E0", hex("E0"), ReceiptStat::Delivered),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), waiting);
+    assert!(matches!(out[1], ReceiptOutcome::Unmatched { .. }));
+}
+
+#[tokio::test]
+async fn parts_sent_before_a_restart_are_matched_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    // Waiting for receipts, and still submitting (its attempt not yet recorded).
+    let waiting = claimed(&store, 2).await;
+    let submitting = claimed(&store, 1).await;
+    let receipted = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(waiting, 0, "acme", "10", hex("10")),
+            submitted(waiting, 1, "acme", "11", hex("11")),
+            attempt_accepted(waiting, 2),
+            submitted(submitting, 0, "acme", "20", hex("20")),
+            submitted(receipted, 0, "acme", "30", hex("30")),
+            attempt_accepted(receipted, 1),
+        ])
+        .await
+        .unwrap();
+    store
+        .store_receipts(vec![receipt(
+            "acme",
+            "30",
+            hex("30"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    store.apply(vec![delivered(receipted)]).await.unwrap();
+    store.close().await.unwrap();
+    assert_eq!(indexed_parts(dir.path()), 0, "all held in memory");
+
+    // Reopened with room for one part: the others go to the index on disk.
+    let store = open_holding(dir.path(), &clock, 1).await;
+    assert_eq!(indexed_parts(dir.path()), 2);
+    let out = store
+        .store_receipts(vec![
+            receipt("acme", "10", hex("10"), ReceiptStat::Delivered),
+            receipt("acme", "11", hex("11"), ReceiptStat::Delivered),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), waiting);
+    assert_eq!(matched(&out[1]), waiting);
+    store.close().await.unwrap();
+
+    // The part held in memory is taken back in at the next start.
+    let store = open(dir.path(), &clock).await;
+    assert_eq!(indexed_parts(dir.path()), 2);
+    let out = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "20",
+            hex("20"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(matched(&out[0]), submitting);
+}
+
+#[tokio::test]
+async fn a_receipt_sent_again_after_a_restart_matches_while_its_message_is_unfinished() {
+    // The receipt was stored but its roll-up was not (the SMSC was told to send it again),
+    // then the engine restarted.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "5E", hex("5E")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    let first = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "5E",
+            hex("5E"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(matched(&first[0]), id);
+    store.close().await.unwrap();
+
+    let store = open(dir.path(), &clock).await;
+    let again = store
+        .store_receipts(vec![receipt(
+            "acme",
+            "5E",
+            hex("5E"),
+            ReceiptStat::Delivered,
+        )])
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(m) = &again[0] else {
+        panic!("{again:?}");
+    };
+    assert_eq!(m.message_id, id);
+    assert_eq!(m.message_state, MessageState::Submitted);
+    assert!(m.all_parts_final());
 }
 
 #[tokio::test]

@@ -30,7 +30,9 @@
 //! Message states are [`MessageState`]; the transitions each [`Update`] requires are on its
 //! variants. Receipts are matched on (carrier account, [`MessageIdKey`](crate::sms::MessageIdKey)
 //! string), in both orders: a receipt stored before its submit_sm_resp is matched when the
-//! response lands.
+//! response lands. The latest parts ([`SqliteConfig::recent_parts`]) are matched in memory,
+//! the older parts of unfinished messages through an index on disk; a receipt for a message
+//! that finished long before is stored unmatched.
 //!
 //! How the dispatcher and the receipt handler use it:
 //!

@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod read;
+mod recent;
 mod rows;
 mod schema;
 mod shared;
@@ -20,6 +21,7 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 use self::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use self::read::Readers;
+use self::recent::RecentParts;
 use self::shared::Counts;
 use self::writer::{Ctx, Job, Msg, Syncer, Writer};
 use super::{
@@ -71,6 +73,11 @@ pub struct SqliteConfig {
     pub max_commit_rows: usize,
     /// Read-only connections (reads beyond this wait). Default 4.
     pub readers: usize,
+    /// How many of the latest submitted parts the writer holds in memory to match their
+    /// receipts (up to about 80 bytes each); older parts of unfinished messages are matched
+    /// through an index on disk, which costs a random page write per part. 0 puts
+    /// every part in that index at once. Default 500 000.
+    pub recent_parts: usize,
     /// How long finished messages are kept after their last change (and MO messages after
     /// arrival). Default 7 days.
     pub retention: Duration,
@@ -97,6 +104,7 @@ impl SqliteConfig {
             max_backlog: 200_000,
             max_commit_rows: 10_000,
             readers: 4,
+            recent_parts: 500_000,
             retention: Duration::from_secs(7 * 24 * 3600),
             unmatched_receipt_retention: Duration::from_secs(3600),
             idempotency_window: Duration::from_secs(24 * 3600),
@@ -199,6 +207,7 @@ impl SqliteStore {
             ids: IdGenerator::new(rng),
             next_rid: opened.next_rid,
             unmatched: opened.unmatched,
+            recent: opened.recent,
             clock: Arc::clone(&clock),
             config: config.clone(),
             counts: Arc::clone(&counts),
@@ -341,6 +350,8 @@ struct OpenedWriter {
     next_rid: i64,
     /// Receipts stored without a message.
     unmatched: i64,
+    /// Receipt correlation for the parts sent lately, rebuilt from the file.
+    recent: RecentParts,
 }
 
 fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
@@ -387,11 +398,16 @@ fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
         [],
         |row| row.get(0),
     )?;
+    let mut recent = RecentParts::new(config.recent_parts);
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    recent.rebuild(&tx)?;
+    tx.commit()?;
     Ok(OpenedWriter {
         conn,
         counts,
         next_rid,
         unmatched,
+        recent,
     })
 }
 

@@ -18,7 +18,7 @@
 //! | `messages_inflight (id) WHERE state = 1` | recovery, status queries for `submitting` |
 //! | `messages_final (state, id) WHERE state >= 4` | status queries for final states |
 //! | `messages_to (to_addr, id)` | queries by destination |
-//! | `parts_key (carrier, id_key) WHERE id_key IS NOT NULL` | receipt correlation |
+//! | `parts_key (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL` | receipt correlation for parts no longer held in memory |
 //! | `receipts_msg (rid) WHERE rid IS NOT NULL` | a message's receipts, prune |
 //! | `receipts_unmatched (carrier, id_key) WHERE rid IS NULL` | receipt before response |
 //! | `idempotency_age (created_at)` | pruning keys |
@@ -34,10 +34,10 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`; a new file runs them all.
-const MIGRATIONS: &[&str] = &[V1, V1_TO_V2];
+const MIGRATIONS: &[&str] = &[V1, V1_TO_V2, V2_TO_V3];
 
 /// The first schema, as the first increment shipped it.
 const V1: &str = "
@@ -161,6 +161,16 @@ CREATE INDEX receipts_msg       ON receipts (rid) WHERE rid IS NOT NULL;
 CREATE INDEX receipts_unmatched ON receipts (carrier, id_key) WHERE rid IS NULL;
 ";
 
+/// Version 3: receipts are matched in memory while their parts are recent (see
+/// [`recent`](super::recent)), so only the parts that leave memory without a final receipt
+/// are kept in the correlation index (`indexed = 1`). The parts already stored keep theirs:
+/// the column reads 1 on every row written before it existed; new rows set it to 0.
+const V2_TO_V3: &str = "
+ALTER TABLE parts ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;
+DROP INDEX parts_key;
+CREATE INDEX parts_key ON parts (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL;
+";
+
 /// Brings the file to [`SCHEMA_VERSION`], one migration per transaction (the version is read
 /// inside it, so two processes opening one file cannot both migrate), or refuses a file from a
 /// newer build.
@@ -249,6 +259,31 @@ mod tests {
             .unwrap();
         assert!(indexes.contains(&"messages_inflight".to_owned()));
         assert!(!indexes.contains(&"messages_state".to_owned()));
+    }
+
+    #[test]
+    fn parts_stored_under_version_2_stay_in_the_correlation_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("v2.db")).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(V1_TO_V2).unwrap();
+        conn.execute_batch("PRAGMA user_version = 2").unwrap();
+        conn.execute(
+            "INSERT INTO parts (rid, idx, state, carrier, bind, carrier_id, id_key, status, \
+             updated_at) VALUES (1, 0, 0, 'acme', 'acme-1', '1A', '1a', 0, 0)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let found: i64 = conn
+            .query_row(
+                "SELECT rid FROM parts INDEXED BY parts_key \
+                 WHERE carrier = 'acme' AND id_key = '1a' AND indexed = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1);
     }
 
     #[test]

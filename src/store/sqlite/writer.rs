@@ -26,6 +26,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::SqliteConfig;
+use super::recent::{self, RecentParts};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::shared::Counts;
 use crate::sms::ReceiptStat;
@@ -126,10 +127,27 @@ pub(super) struct Ctx<'a> {
     unmatched_delta: i64,
     /// Per-state changes made by this transaction, applied to the shared counts on commit.
     deltas: [i64; 10],
+    /// Receipt correlation for the parts sent lately.
+    recent: &'a mut RecentParts,
     config: &'a SqliteConfig,
 }
 
 impl Ctx<'_> {
+    /// Holds a submitted part for receipt correlation; what leaves memory without its final
+    /// receipt enters the on-disk index.
+    fn hold_part(&mut self, hash: u64, part: recent::PartRow) -> Result<(), StoreError> {
+        let leaving = self.recent.insert(hash, part);
+        let mut spill = None;
+        for (rid, idx) in leaving {
+            let stmt = match &mut spill {
+                Some(stmt) => stmt,
+                None => spill.insert(self.conn.prepare_cached(recent::SPILL)?),
+            };
+            stmt.execute(params![rid, idx])?;
+        }
+        Ok(())
+    }
+
     fn moved(&mut self, from: Option<MessageState>, to: Option<MessageState>) {
         if let Some(from) = from {
             self.deltas[usize::from(from.code())] -= 1;
@@ -154,6 +172,8 @@ pub(super) struct Writer {
     /// Receipts stored without a message (`rid IS NULL`): while there are none, recording a
     /// submitted part skips looking for receipts that came before its response.
     pub(super) unmatched: i64,
+    /// Receipt correlation for the parts sent lately (see [`recent`]).
+    pub(super) recent: RecentParts,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
@@ -332,6 +352,12 @@ impl Writer {
 
     fn run_batch(&mut self, batch: &mut [Box<dyn Task>]) -> Result<[i64; 10], StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        if self.recent.is_stale()
+            && let Err(e) = self.recent.rebuild(&self.conn)
+        {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
         let mut cx = Ctx {
             conn: &self.conn,
             now: self.clock.now(),
@@ -340,6 +366,7 @@ impl Writer {
             unmatched: self.unmatched,
             unmatched_delta: 0,
             deltas: [0; 10],
+            recent: &mut self.recent,
             config: &self.config,
         };
         let mut result = Ok(());
@@ -355,6 +382,8 @@ impl Writer {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
+            // The table may hold parts the rollback took away, or miss ones it brought back.
+            self.recent.invalidate();
             return Err(e);
         }
         self.unmatched += unmatched;
@@ -539,14 +568,14 @@ const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bin
      SELECT ?1, attempts, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM messages WHERE rid = ?1";
 /// Records a part of a message that exists and is not final.
 const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
-     carrier_id, id_key, status, submitted_at, updated_at) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+     carrier_id, id_key, status, submitted_at, updated_at, indexed) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0 \
      WHERE EXISTS (SELECT 1 FROM messages WHERE rid = ?1 AND id = ?11 AND state < 4) \
      ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, \
      carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
      id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
      receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
-     updated_at = excluded.updated_at";
+     updated_at = excluded.updated_at, indexed = 0";
 const FIND_UNMATCHED: &str = "SELECT id, stat, err FROM receipts \
      WHERE carrier = ?1 AND id_key = ?2 AND rid IS NULL ORDER BY id";
 const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET rid = ?2, part = ?3 WHERE id = ?1";
@@ -644,14 +673,21 @@ impl UpdateStatements<'_> {
                 &at.id[..],
             ])
         };
+        // The state it left, when known without reading it back.
+        let mut left = None;
         if let Some(likely) = t.likely.filter(|_| t.from.len() > 1)
             && run(mask(&[likely]))? > 0
         {
+            left = Some(likely);
+        } else if run(mask(t.from))? == 0 {
+            return Ok(false);
+        }
+        if t.to.is_final() {
+            cx.recent.finished(at.rid);
+        }
+        if let Some(likely) = left {
             cx.moved(Some(likely), Some(t.to));
             return Ok(true);
-        }
-        if run(mask(t.from))? == 0 {
-            return Ok(false);
         }
         // From a single state the old state is known; otherwise read what the UPDATE kept.
         let prev = match t.from {
@@ -721,6 +757,8 @@ fn apply_one(
             if written == 0 {
                 return st.refused(at);
             }
+            let hash = recent::hash(carrier, key.as_str());
+            cx.hold_part(hash, (at.rid, *part))?;
             // A receipt that beat its submit_sm_resp here is waiting unmatched (if any is).
             if cx.unmatched + cx.unmatched_delta <= 0 {
                 return Ok(UpdateOutcome::Applied);
@@ -899,10 +937,15 @@ fn apply_one(
 
 // ---- receipts -------------------------------------------------------------------------------
 
-/// The part a receipt belongs to: the newest message's part with this (carrier, key).
+/// The part a receipt belongs to, among the parts that left memory: the newest message's
+/// part with this (carrier, key).
 const FIND_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
      FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.rid = p.rid \
-     WHERE p.carrier = ?1 AND p.id_key = ?2 ORDER BY p.rid DESC LIMIT 1";
+     WHERE p.carrier = ?1 AND p.id_key = ?2 AND p.indexed = 1 ORDER BY p.rid DESC LIMIT 1";
+/// The part memory points a receipt to, if it still has this (carrier, key).
+const FIND_RECENT_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
+     FROM parts AS p JOIN messages AS m ON m.rid = p.rid \
+     WHERE p.rid = ?3 AND p.idx = ?4 AND p.carrier = ?1 AND p.id_key = ?2";
 const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (rid, part, carrier, carrier_id, \
      id_key, stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, \
@@ -1025,21 +1068,35 @@ pub(super) fn receipts(
 ) -> Result<Vec<ReceiptOutcome>, StoreError> {
     let conn = cx.conn;
     let mut find = conn.prepare_cached(FIND_PART)?;
+    let mut find_recent = conn.prepare_cached(FIND_RECENT_PART)?;
     let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
     let mut out = Vec::with_capacity(receipts.len());
+    let read = |row: &rusqlite::Row<'_>| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, Vec<u8>>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
+        ))
+    };
     for r in receipts {
-        let found = find
-            .query_row(params![r.carrier, r.key.as_str()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, Vec<u8>>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, i64>(5)?,
-                ))
-            })
-            .optional()?;
+        let hash = recent::hash(&r.carrier, r.key.as_str());
+        // Memory first; a miss, or a part that since went out again under another id, is
+        // looked up among the parts that left memory.
+        let found = match cx.recent.get(hash) {
+            Some((rid, idx)) => find_recent
+                .query_row(params![r.carrier, r.key.as_str(), rid, idx], read)
+                .optional()?,
+            None => None,
+        };
+        let found = match found {
+            Some(found) => Some(found),
+            None => find
+                .query_row(params![r.carrier, r.key.as_str()], read)
+                .optional()?,
+        };
         let found = found
             .map(|(rid, idx, part_state, id, state, parts)| {
                 Ok::<_, StoreError>(Found {
@@ -1253,6 +1310,8 @@ mod tests {
             FIND_UNMATCHED,
             LINK_RECEIPT,
             FIND_PART,
+            FIND_RECENT_PART,
+            recent::SPILL,
             PART_RECEIPT,
             MESSAGE_FOR_ROLLUP,
             PARTS_FOR_ROLLUP,
