@@ -49,6 +49,14 @@ fn indexed_parts(dir: &Path) -> i64 {
     .unwrap()
 }
 
+/// Stores one DELIVRD receipt from `acme` for carrier id `raw` (hex): what it matched.
+async fn delivered_receipt(store: &SqliteStore, raw: &str) -> Vec<ReceiptOutcome> {
+    store
+        .store_receipts(vec![receipt("acme", raw, hex(raw), ReceiptStat::Delivered)])
+        .await
+        .unwrap()
+}
+
 /// The message a receipt matched; panics on anything else.
 fn matched(outcome: &ReceiptOutcome) -> MessageId {
     match outcome {
@@ -167,15 +175,7 @@ async fn a_receipt_after_the_response_matches_the_part_and_reports_the_rollup() 
         .unwrap();
     clock.advance(Duration::from_secs(4));
 
-    let out = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "1a2b",
-            hex("1a2b"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "1a2b").await;
     let ReceiptOutcome::Matched(m) = &out[0] else {
         panic!("expected a match, got {out:?}");
     };
@@ -273,15 +273,7 @@ async fn a_receipt_stored_before_a_restart_is_matched_when_the_response_lands_af
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    let out = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "9F",
-            hex("9F"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "9F").await;
     let ReceiptOutcome::Unmatched { receipt_id } = out[0] else {
         panic!("nothing to match yet, got {out:?}");
     };
@@ -365,15 +357,7 @@ async fn receipts_match_parts_that_left_memory_through_the_index_on_disk() {
         .apply(vec![submitted(new, 0, "acme", "77", hex("77"))])
         .await
         .unwrap();
-    let out = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "77",
-            hex("77"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "77").await;
     assert_eq!(matched(&out[0]), new);
 }
 
@@ -392,10 +376,7 @@ async fn with_no_memory_every_part_is_matched_on_disk() {
         .await
         .unwrap();
     assert_eq!(indexed_parts(dir.path()), 2);
-    let out = store
-        .store_receipts(vec![receipt("acme", "7", hex("7"), ReceiptStat::Delivered)])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "7").await;
     assert_eq!(matched(&out[0]), new);
 }
 
@@ -414,15 +395,7 @@ async fn parts_of_finished_messages_never_reach_the_index_on_disk() {
             ])
             .await
             .unwrap();
-        let out = store
-            .store_receipts(vec![receipt(
-                "acme",
-                &raw,
-                hex(&raw),
-                ReceiptStat::Delivered,
-            )])
-            .await
-            .unwrap();
+        let out = delivered_receipt(&store, &raw).await;
         assert_eq!(matched(&out[0]), id);
         assert_eq!(
             store.apply(vec![delivered(id)]).await.unwrap()[0],
@@ -485,15 +458,7 @@ async fn parts_sent_before_a_restart_are_matched_after_it() {
         ])
         .await
         .unwrap();
-    store
-        .store_receipts(vec![receipt(
-            "acme",
-            "30",
-            hex("30"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    delivered_receipt(&store, "30").await;
     store.apply(vec![delivered(receipted)]).await.unwrap();
     store.close().await.unwrap();
     assert_eq!(indexed_parts(dir.path()), 0, "all held in memory");
@@ -515,15 +480,7 @@ async fn parts_sent_before_a_restart_are_matched_after_it() {
     // The part held in memory is taken back in at the next start.
     let store = open(dir.path(), &clock).await;
     assert_eq!(indexed_parts(dir.path()), 2);
-    let out = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "20",
-            hex("20"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "20").await;
     assert_eq!(matched(&out[0]), submitting);
 }
 
@@ -542,28 +499,12 @@ async fn a_receipt_sent_again_after_a_restart_matches_while_its_message_is_unfin
         ])
         .await
         .unwrap();
-    let first = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "5E",
-            hex("5E"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let first = delivered_receipt(&store, "5E").await;
     assert_eq!(matched(&first[0]), id);
     store.close().await.unwrap();
 
     let store = open(dir.path(), &clock).await;
-    let again = store
-        .store_receipts(vec![receipt(
-            "acme",
-            "5E",
-            hex("5E"),
-            ReceiptStat::Delivered,
-        )])
-        .await
-        .unwrap();
+    let again = delivered_receipt(&store, "5E").await;
     let ReceiptOutcome::Matched(m) = &again[0] else {
         panic!("{again:?}");
     };
@@ -694,10 +635,7 @@ async fn a_reused_carrier_id_matches_the_most_recent_part() {
         .apply(vec![submitted(new, 0, "acme", "7", hex("7"))])
         .await
         .unwrap();
-    let out = store
-        .store_receipts(vec![receipt("acme", "7", hex("7"), ReceiptStat::Delivered)])
-        .await
-        .unwrap();
+    let out = delivered_receipt(&store, "7").await;
     match &out[0] {
         ReceiptOutcome::Matched(m) => assert_eq!(m.message_id, new),
         other => panic!("{other:?}"),
