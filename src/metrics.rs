@@ -90,6 +90,8 @@ pub const RETRIES: &str = "smppd_retries_total";
 pub const IN_DOUBT_RESUBMITS: &str = "smppd_in_doubt_resubmits_total";
 /// Histogram, seconds: accepted to submit_sm_resp.
 pub const ACCEPT_TO_SUBMIT: &str = "smppd_accept_to_submit_seconds";
+/// Histogram, label `carrier`, seconds: accepted to each delivery receipt matched.
+pub const ACCEPT_TO_RECEIPT: &str = "smppd_accept_to_receipt_seconds";
 /// Counter, label `outcome` (`delivered`, `retried`, `expired`, `dropped_queue_full`):
 /// webhook deliveries.
 pub const WEBHOOKS: &str = "smppd_webhooks_total";

@@ -31,8 +31,8 @@ use crate::sms::{
 };
 use crate::store::{
     AttemptOutcome, FinalState, Message, MessageDetail, MessageId, MessageState, NewMo, NewReceipt,
-    PartReceiptState, PartState, Reason, ReceiptMatch, ReceiptOutcome, Store, SuppressionSource,
-    Timestamp, Update, UpdateOutcome,
+    PartReceiptState, PartState, Reason, ReceiptMatch, ReceiptOutcome, RollUp, Store,
+    SuppressionSource, Timestamp, Update, UpdateOutcome,
 };
 use crate::webhook::Webhooks;
 
@@ -67,6 +67,7 @@ const DEPTH: usize = 4;
 pub struct Inbound {
     store: Arc<dyn Store>,
     carriers: Arc<HashMap<String, Arc<CarrierEntry>>>,
+    rule: RollUp,
     mo: MoConfig,
     reassembler: Reassembler,
     webhooks: Option<Webhooks>,
@@ -76,46 +77,91 @@ pub struct Inbound {
 struct ReceiptBatch {
     store: Arc<dyn Store>,
     carriers: Arc<HashMap<String, Arc<CarrierEntry>>>,
+    rule: RollUp,
     webhooks: Option<Webhooks>,
     receipts: Vec<NewReceipt>,
     responders: Vec<Responder>,
 }
 
+/// Counts of one batch's receipts, added to the metrics once per label set.
+#[derive(Default)]
+struct Tally {
+    by_stat: HashMap<(String, &'static str), u64>,
+    correlated: HashMap<(String, &'static str), u64>,
+}
+
+impl Tally {
+    fn flush(self) {
+        for ((carrier, stat), n) in self.by_stat {
+            metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier, "stat" => stat)
+                .increment(n);
+        }
+        for ((carrier, result), n) in self.correlated {
+            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => result)
+                .increment(n);
+        }
+    }
+}
+
 impl ReceiptBatch {
-    /// Stores the receipts, rolls what matched up into their messages, then answers each
-    /// deliver_sm: ESME_ROK once all of that is recorded, else ESME_RX_T_APPN (send again).
+    /// Stores the receipts and rolls what matched up into their messages, the plain cases
+    /// (delivered; failed for good) in the same commit, then answers each deliver_sm:
+    /// ESME_ROK once all of that is recorded, else ESME_RX_T_APPN (send again). The
+    /// messages finished are reported to their webhooks after the answers.
     async fn record(self) {
         let ReceiptBatch {
             store,
             carriers,
+            rule,
             webhooks,
             receipts,
             responders,
         } = self;
-        let stats: Vec<(String, Option<ReceiptStat>)> = receipts
-            .iter()
-            .map(|r| (r.carrier.clone(), r.stat.clone()))
-            .collect();
-        let status = match store.store_receipts(receipts).await {
+        let mut tally = Tally::default();
+        for r in &receipts {
+            let stat = r.stat.as_ref().map_or("none", stat_label);
+            *tally.by_stat.entry((r.carrier.clone(), stat)).or_default() += 1;
+        }
+        let carriers_of: Vec<String> = receipts.iter().map(|r| r.carrier.clone()).collect();
+        let mut finished = Vec::new();
+        let status = match store.store_receipts_rolling_up(receipts, Some(rule)).await {
             Ok(outcomes) => {
+                let now = Timestamp::now();
+                let mut latency: HashMap<&str, metrics::Histogram> = HashMap::new();
                 let mut matched = Vec::new();
-                for ((carrier, stat), outcome) in stats.into_iter().zip(outcomes) {
-                    let stat_label = stat.as_ref().map_or("none".to_owned(), |s| s.to_string());
-                    metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.clone(), "stat" => stat_label).increment(1);
-                    match outcome {
-                        ReceiptOutcome::Matched(m) => {
-                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.clone(), "result" => "matched").increment(1);
-                            // A part of an earlier attempt matched while the message is being
-                            // sent again says nothing about the new attempt.
-                            if m.message_state == MessageState::Submitted
-                                && let Some(entry) = carriers.get(&carrier)
-                            {
-                                matched.push((entry.clone(), m));
-                            }
-                        }
+                for (carrier, outcome) in carriers_of.iter().zip(outcomes) {
+                    let m = match outcome {
+                        ReceiptOutcome::Matched(m) => m,
                         ReceiptOutcome::Unmatched { .. } => {
-                            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => "unmatched").increment(1);
+                            *tally
+                                .correlated
+                                .entry((carrier.clone(), "unmatched"))
+                                .or_default() += 1;
+                            continue;
                         }
+                    };
+                    *tally
+                        .correlated
+                        .entry((carrier.clone(), "matched"))
+                        .or_default() += 1;
+                    latency
+                        .entry(carrier)
+                        .or_insert_with(|| {
+                            metrics::histogram!(crate::metrics::ACCEPT_TO_RECEIPT, "carrier" => carrier.clone())
+                        })
+                        .record(
+                            now.as_millis().saturating_sub(m.accepted_at.as_millis()) as f64
+                                / 1000.0,
+                        );
+                    if let Some((state, reason)) = m.finished {
+                        finished.push((m.message_id, m.has_callback_url, state, reason));
+                    } else if m.message_state == MessageState::Submitted
+                        && let Some(entry) = carriers.get(carrier)
+                    {
+                        // Left to decide here: failures worth sending again. (A part of an
+                        // earlier attempt matched while the message is being sent again says
+                        // nothing about the new attempt.)
+                        matched.push((entry.clone(), m));
                     }
                 }
                 // Acknowledged once what they mean is recorded too: a stop between the two
@@ -135,6 +181,60 @@ impl ReceiptBatch {
         };
         for responder in responders {
             let _ = responder.try_respond(status);
+        }
+        tally.flush();
+        notify_finished(&*store, webhooks.as_ref(), finished).await;
+    }
+}
+
+/// A receipt stat as a metric label: the standard ones by name, every other value as
+/// `other` (a carrier's own words must not grow the label set without bound).
+fn stat_label(stat: &ReceiptStat) -> &'static str {
+    match stat {
+        ReceiptStat::Enroute => "ENROUTE",
+        ReceiptStat::Delivered => "DELIVRD",
+        ReceiptStat::Expired => "EXPIRED",
+        ReceiptStat::Deleted => "DELETED",
+        ReceiptStat::Undeliverable => "UNDELIV",
+        ReceiptStat::Accepted => "ACCEPTD",
+        ReceiptStat::Unknown => "UNKNOWN",
+        ReceiptStat::Rejected => "REJECTD",
+        ReceiptStat::Other(_) => "other",
+    }
+}
+
+/// Reports messages a receipt finished to their webhooks and the log, reading only the
+/// messages one of the two wants: (message, has its own callback URL, state, reason).
+async fn notify_finished(
+    store: &dyn Store,
+    webhooks: Option<&Webhooks>,
+    mut finished: Vec<(MessageId, bool, FinalState, Reason)>,
+) {
+    let debug = tracing::enabled!(tracing::Level::DEBUG);
+    let info = tracing::enabled!(tracing::Level::INFO);
+    finished.retain(|(_, own_url, state, _)| {
+        webhooks.is_some_and(|w| w.has_url(*own_url))
+            || match state {
+                FinalState::Delivered => debug,
+                _ => info,
+            }
+    });
+    for chunk in finished.chunks(crate::store::MAX_BATCH) {
+        let ids = chunk.iter().map(|(id, _, _, _)| *id).collect();
+        let messages = match store.messages(ids).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::error!(error = %e, "reading finished messages to report them failed");
+                continue;
+            }
+        };
+        for ((_, _, state, reason), message) in chunk.iter().zip(messages) {
+            let Some(message) = message else { continue };
+            let status = final_name(*state);
+            log_change(&message, status, Some(reason));
+            if let Some(webhooks) = webhooks {
+                webhooks.message_changed(&message, status, Some(reason));
+            }
         }
     }
 }
@@ -156,14 +256,17 @@ impl Inbound {
         mo: MoConfig,
         webhooks: Option<Webhooks>,
     ) -> Inbound {
+        let carriers: Arc<HashMap<String, Arc<CarrierEntry>>> = Arc::new(
+            carriers
+                .iter()
+                .map(|c| (c.name().to_owned(), c.clone()))
+                .collect(),
+        );
+        let rule = rule_for(Arc::clone(&carriers));
         Inbound {
             store,
-            carriers: Arc::new(
-                carriers
-                    .iter()
-                    .map(|c| (c.name().to_owned(), c.clone()))
-                    .collect(),
-            ),
+            carriers,
+            rule,
             mo,
             reassembler: Reassembler::new(ReassemblyConfig::default()),
             webhooks,
@@ -229,6 +332,7 @@ impl Inbound {
         (!receipts.is_empty()).then(|| ReceiptBatch {
             store: Arc::clone(&self.store),
             carriers: Arc::clone(&self.carriers),
+            rule: Arc::clone(&self.rule),
             webhooks: self.webhooks.clone(),
             receipts,
             responders,
@@ -455,21 +559,19 @@ fn decide(
 ) -> Option<(&'static str, Update)> {
     let policy = &carrier.options.retry;
     Some(match verdict(carrier, m)? {
-        Verdict::Delivered => (
-            "delivered",
-            Update::Finish {
-                id: m.message_id,
-                state: FinalState::Delivered,
-                reason: Reason::new("DELIVRD", "the carrier reported delivery"),
-            },
-        ),
+        Verdict::Delivered => {
+            let (state, reason) = delivered();
+            (
+                "delivered",
+                Update::Finish {
+                    id: m.message_id,
+                    state,
+                    reason,
+                },
+            )
+        }
         Verdict::Failed { class, stat, err } => {
-            let text = format!(
-                "the carrier reported {stat}{}",
-                err.as_deref()
-                    .map(|e| format!(" (err {e})"))
-                    .unwrap_or_default()
-            );
+            let text = failure_text(&stat, err.as_deref());
             let retry = class == ReceiptClass::Transient
                 && rounds <= policy.max_receipt_retries as usize
                 && Timestamp::now() < message.expires_at;
@@ -497,6 +599,42 @@ fn decide(
             }
         }
     })
+}
+
+/// The final state and reason of a message every part of which was delivered.
+fn delivered() -> (FinalState, Reason) {
+    (
+        FinalState::Delivered,
+        Reason::new("DELIVRD", "the carrier reported delivery"),
+    )
+}
+
+/// What a failed part's receipt says, for a reason's text.
+fn failure_text(stat: &ReceiptStat, err: Option<&str>) -> String {
+    format!(
+        "the carrier reported {stat}{}",
+        err.map(|e| format!(" (err {e})")).unwrap_or_default()
+    )
+}
+
+/// The roll-up the store makes while it records receipts: a message every part of which was
+/// delivered, or one part of which failed for good, is finished in the same commit. A failure
+/// worth sending again is left to [`roll_up`], which needs the message's attempts.
+fn rule_for(carriers: Arc<HashMap<String, Arc<CarrierEntry>>>) -> RollUp {
+    Arc::new(
+        move |carrier: &str, m: &ReceiptMatch| match verdict(carriers.get(carrier)?, m)? {
+            Verdict::Delivered => Some(delivered()),
+            Verdict::Failed {
+                class: ReceiptClass::Permanent,
+                stat,
+                err,
+            } => {
+                let text = failure_text(&stat, err.as_deref());
+                Some((failed_state(&stat), Reason::new(stat.to_string(), text)))
+            }
+            Verdict::Failed { .. } => None,
+        },
+    )
 }
 
 /// Rolls matched receipts up into their messages: delivered, failed, or sent again. Each
@@ -695,6 +833,8 @@ pub fn stored_match(detail: &MessageDetail) -> ReceiptMatch {
         message_id: detail.message.id,
         part: 0,
         message_state: detail.message.state,
+        accepted_at: detail.message.created_at,
+        has_callback_url: detail.message.callback_url.is_some(),
         parts_total: detail.message.parts,
         parts: detail
             .parts
@@ -706,5 +846,6 @@ pub fn stored_match(detail: &MessageDetail) -> ReceiptMatch {
                 err: p.receipt_err.clone(),
             })
             .collect(),
+        finished: None,
     }
 }

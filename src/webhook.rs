@@ -125,6 +125,11 @@ impl Webhooks {
         (Webhooks { tx, default_url }, task)
     }
 
+    /// Whether a message has a URL to call: its own (`own_url`), or the configured default.
+    pub fn has_url(&self, own_url: bool) -> bool {
+        own_url || self.default_url.is_some()
+    }
+
     /// The URL for a message: its own, else the configured default.
     pub fn url_for(&self, callback_url: Option<&str>) -> Option<String> {
         callback_url

@@ -1541,6 +1541,12 @@ receipt_timeout_secs = 1
     assert_eq!(m["status"], "unknown", "{m}");
     assert_eq!(m["reason"]["code"], "no_receipt");
     assert_eq!(counter("smppd_receipts_correlated_total", "unset"), 1);
+    // Only the matched receipt times accept -> receipt.
+    assert_eq!(
+        counter("smppd_accept_to_receipt_seconds_count", "hexdec"),
+        1
+    );
+    assert_eq!(counter("smppd_accept_to_receipt_seconds_count", "unset"), 0);
     h.stop().await;
 }
 

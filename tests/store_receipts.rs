@@ -11,8 +11,8 @@ use smppd::sms::{
 };
 use smppd::store::{
     AfterAttempt, AttemptOutcome, FinalState, ManualClock, MessageId, MessageState, NewAttempt,
-    NewMessage, NewMo, NewReceipt, PartState, Priority, Reason, ReceiptOutcome, SplitMix64,
-    SqliteConfig, SqliteStore, Store, Timestamp, Update, UpdateOutcome,
+    NewMessage, NewMo, NewReceipt, PartState, Priority, Reason, ReceiptMatch, ReceiptOutcome,
+    RollUp, SplitMix64, SqliteConfig, SqliteStore, Store, Timestamp, Update, UpdateOutcome,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -565,6 +565,131 @@ async fn a_multipart_rollup_reports_every_parts_receipt() {
     assert_eq!(last.parts[2].state, PartState::Undelivered);
     assert_eq!(last.parts[2].stat, Some(ReceiptStat::Undeliverable));
     assert_eq!(store.get(id).await.unwrap().unwrap().receipts.len(), 4);
+}
+
+/// A roll-up rule that finishes a message once every part has a final receipt: delivered
+/// when all were delivered, failed otherwise. It records every match it was asked about.
+fn finish_when_all_final(asked: Arc<std::sync::Mutex<Vec<(String, u16)>>>) -> RollUp {
+    Arc::new(move |carrier: &str, m: &ReceiptMatch| {
+        asked.lock().unwrap().push((carrier.to_owned(), m.part));
+        if !m.all_parts_final() {
+            return None;
+        }
+        Some(if m.parts.iter().all(|p| p.state == PartState::Delivered) {
+            (FinalState::Delivered, Reason::new("DELIVRD", "delivered"))
+        } else {
+            (FinalState::Failed, Reason::new("UNDELIV", "a part failed"))
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_rollup_rule_finishes_the_message_in_the_receipts_own_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 2).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "b0", hex("b0")),
+            submitted(id, 1, "acme", "b1", hex("b1")),
+            attempt_accepted(id, 2),
+        ])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(3));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rule = finish_when_all_final(Arc::clone(&asked));
+
+    // The first part alone leaves the message waiting.
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "b0", hex("b0"), ReceiptStat::Delivered)],
+            Some(Arc::clone(&rule)),
+        )
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(first) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(first.finished, None);
+    assert_eq!(first.accepted_at, at(0));
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Submitted);
+
+    // The second part finishes it; the same receipt sent again in the same call finds the
+    // message final already and the rule is not asked about it.
+    let out = store
+        .store_receipts_rolling_up(
+            vec![
+                receipt("acme", "b1", hex("b1"), ReceiptStat::Delivered),
+                receipt("acme", "b1", hex("b1"), ReceiptStat::Delivered),
+            ],
+            Some(rule),
+        )
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(last) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        last.finished,
+        Some((FinalState::Delivered, Reason::new("DELIVRD", "delivered")))
+    );
+    let ReceiptOutcome::Matched(again) = &out[1] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(again.message_state, MessageState::Delivered);
+    assert_eq!(again.finished, None);
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [("acme".into(), 0), ("acme".into(), 1)]
+    );
+
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Delivered);
+    assert_eq!(
+        d.message.reason.as_ref().map(|r| r.code.as_str()),
+        Some("DELIVRD")
+    );
+    assert_eq!(d.message.updated_at, at(3_000));
+    assert_eq!(
+        store.counts().await.unwrap().get(MessageState::Delivered),
+        1
+    );
+    assert_eq!(
+        store.counts().await.unwrap().get(MessageState::Submitted),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rollup_rule_is_not_asked_about_a_message_still_being_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    // The response is recorded, the attempt not yet: the message is still submitting.
+    store
+        .apply(vec![submitted(id, 0, "acme", "c0", hex("c0"))])
+        .await
+        .unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "c0", hex("c0"), ReceiptStat::Delivered)],
+            Some(finish_when_all_final(Arc::clone(&asked))),
+        )
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(m) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(m.message_state, MessageState::Submitting);
+    assert_eq!(m.finished, None);
+    assert!(asked.lock().unwrap().is_empty());
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Submitting);
 }
 
 #[tokio::test]

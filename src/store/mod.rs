@@ -78,7 +78,7 @@ pub use types::{
     AcceptOutcome, AfterAttempt, Attempt, AttemptOutcome, Backlog, Cursor, FinalState, ListQuery,
     MAX_BATCH, MAX_PAGE, Message, MessageDetail, MessageState, Mo, NewAttempt, NewMessage, NewMo,
     NewReceipt, Page, Part, PartReceiptState, PartState, Priority, PruneReport, Reason, Receipt,
-    ReceiptMatch, ReceiptOutcome, Recovery, StateCounts, Suppression, SuppressionSource,
+    ReceiptMatch, ReceiptOutcome, Recovery, RollUp, StateCounts, Suppression, SuppressionSource,
     UnknownName, Update, UpdateOutcome,
 };
 
@@ -108,7 +108,19 @@ pub trait Store: Send + Sync {
 
     /// Stores up to [`MAX_BATCH`] delivery receipts and, in the same transaction, matches
     /// each to the most recent part submitted with its (carrier, key), updating the part.
-    fn store_receipts(&self, receipts: Vec<NewReceipt>) -> StoreFuture<'_, Vec<ReceiptOutcome>>;
+    fn store_receipts(&self, receipts: Vec<NewReceipt>) -> StoreFuture<'_, Vec<ReceiptOutcome>> {
+        self.store_receipts_rolling_up(receipts, None)
+    }
+
+    /// [`Store::store_receipts`], and in the same transaction, for each receipt matched to a
+    /// `submitted` message, asks `rule` what the match makes of the message: when it names a
+    /// final state, the message takes it there and then (the change the match reports in
+    /// [`ReceiptMatch::finished`]), so a later receipt of the same call already sees it final.
+    fn store_receipts_rolling_up(
+        &self,
+        receipts: Vec<NewReceipt>,
+        rule: Option<RollUp>,
+    ) -> StoreFuture<'_, Vec<ReceiptOutcome>>;
 
     /// Stores one MO message; resolves to its id once committed (then deliver_sm_resp may go).
     fn store_mo(&self, mo: NewMo) -> StoreFuture<'_, i64>;

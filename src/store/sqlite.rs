@@ -27,8 +27,8 @@ use self::writer::{Ctx, Job, Msg, Syncer, Writer};
 use super::{
     AcceptOutcome, Backlog, Clock, IdGenerator, ListQuery, MAX_BATCH, MAX_PAGE, Message,
     MessageDetail, MessageId, Mo, NewMessage, NewMo, NewReceipt, Page, PruneReport, RandomSource,
-    ReceiptOutcome, Recovery, SplitMix64, StateCounts, Store, StoreError, StoreFuture, Suppression,
-    SuppressionSource, SystemClock, Update, UpdateOutcome,
+    ReceiptOutcome, Recovery, RollUp, SplitMix64, StateCounts, Store, StoreError, StoreFuture,
+    Suppression, SuppressionSource, SystemClock, Update, UpdateOutcome,
 };
 
 /// How hard each commit pushes data to the disk (SQLite's `synchronous` pragma in WAL mode).
@@ -479,14 +479,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn store_receipts(&self, receipts: Vec<NewReceipt>) -> StoreFuture<'_, Vec<ReceiptOutcome>> {
+    fn store_receipts_rolling_up(
+        &self,
+        receipts: Vec<NewReceipt>,
+        rule: Option<RollUp>,
+    ) -> StoreFuture<'_, Vec<ReceiptOutcome>> {
         Box::pin(async move {
             check_batch("store_receipts", receipts.len())?;
             if receipts.is_empty() {
                 return Ok(Vec::new());
             }
             let rows = receipts.len();
-            self.write(receipts, rows, true, writer::receipts).await
+            self.write((receipts, rule), rows, true, writer::receipts)
+                .await
         })
     }
 

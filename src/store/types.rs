@@ -600,10 +600,17 @@ pub struct ReceiptMatch {
     pub part: u16,
     /// The message's state (before any roll-up).
     pub message_state: MessageState,
+    /// When the message was accepted.
+    pub accepted_at: Timestamp,
+    /// Whether the message has a callback URL of its own.
+    pub has_callback_url: bool,
     /// The message's number of parts.
     pub parts_total: u16,
     /// Every stored part of the message, in index order (parts never submitted are absent).
     pub parts: Vec<PartReceiptState>,
+    /// The final state a [`RollUp`] gave the message in the same commit, with its reason;
+    /// `None` when the rule left it as it was (or there was no rule).
+    pub finished: Option<(FinalState, Reason)>,
 }
 
 impl ReceiptMatch {
@@ -626,6 +633,14 @@ pub enum ReceiptOutcome {
         receipt_id: i64,
     },
 }
+
+/// A roll-up rule for [`Store::store_receipts_rolling_up`](super::Store::store_receipts_rolling_up):
+/// given the carrier a receipt came from and its match on a `submitted` message, the final
+/// state the message takes in the same commit, or `None` to leave it (still waiting, or a
+/// case the caller decides itself, such as a failure worth sending again).
+pub type RollUp = std::sync::Arc<
+    dyn Fn(&str, &ReceiptMatch) -> Option<(FinalState, Reason)> + Send + Sync + 'static,
+>;
 
 /// A mobile-originated message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,7 +33,8 @@ use crate::sms::ReceiptStat;
 use crate::store::{
     AcceptOutcome, AfterAttempt, Clock, IdGenerator, Message, MessageId, MessageState, NewMessage,
     NewMo, NewReceipt, PartReceiptState, PartState, Priority, PruneReport, Reason, ReceiptMatch,
-    ReceiptOutcome, StoreError, Suppression, SuppressionSource, Timestamp, Update, UpdateOutcome,
+    ReceiptOutcome, RollUp, StoreError, Suppression, SuppressionSource, Timestamp, Update,
+    UpdateOutcome,
 };
 
 /// What goes over the writer's channel.
@@ -633,7 +634,19 @@ impl Row {
     }
 }
 
-impl UpdateStatements<'_> {
+impl<'c> UpdateStatements<'c> {
+    fn prepare(conn: &'c Connection) -> Result<UpdateStatements<'c>, StoreError> {
+        Ok(UpdateStatements {
+            find: conn.prepare_cached(FIND_MESSAGE)?,
+            transition: conn.prepare_cached(TRANSITION)?,
+            after: conn.prepare_cached(AFTER_TRANSITION)?,
+            in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
+            attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
+            part: conn.prepare_cached(UPSERT_PART)?,
+            unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
+        })
+    }
+
     /// Why an update matched no row: the message is missing, or its state forbids it.
     fn refused(&mut self, at: Row) -> Result<UpdateOutcome, StoreError> {
         let state = self
@@ -703,16 +716,7 @@ pub(super) fn apply(
     cx: &mut Ctx<'_>,
     updates: &Vec<Update>,
 ) -> Result<Vec<UpdateOutcome>, StoreError> {
-    let conn = cx.conn;
-    let mut st = UpdateStatements {
-        find: conn.prepare_cached(FIND_MESSAGE)?,
-        transition: conn.prepare_cached(TRANSITION)?,
-        after: conn.prepare_cached(AFTER_TRANSITION)?,
-        in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
-        attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
-        part: conn.prepare_cached(UPSERT_PART)?,
-        unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
-    };
+    let mut st = UpdateStatements::prepare(cx.conn)?;
     let mut out = Vec::with_capacity(updates.len());
     for update in updates {
         out.push(apply_one(cx, &mut st, update)?);
@@ -939,18 +943,21 @@ fn apply_one(
 
 /// The part a receipt belongs to, among the parts that left memory: the newest message's
 /// part with this (carrier, key).
-const FIND_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
+const FIND_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts, m.created_at, \
+     m.callback IS NOT NULL \
      FROM parts AS p INDEXED BY parts_key JOIN messages AS m ON m.rid = p.rid \
      WHERE p.carrier = ?1 AND p.id_key = ?2 AND p.indexed = 1 ORDER BY p.rid DESC LIMIT 1";
 /// The part memory points a receipt to, if it still has this (carrier, key).
-const FIND_RECENT_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts \
+const FIND_RECENT_PART: &str = "SELECT p.rid, p.idx, p.state, m.id, m.state, m.parts, m.created_at, \
+     m.callback IS NOT NULL \
      FROM parts AS p JOIN messages AS m ON m.rid = p.rid \
      WHERE p.rid = ?3 AND p.idx = ?4 AND p.carrier = ?1 AND p.id_key = ?2";
 const INSERT_RECEIPT: &str = "INSERT OR FAIL INTO receipts (rid, part, carrier, carrier_id, \
      id_key, stat, err, received_at, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const PART_RECEIPT: &str = "UPDATE OR FAIL parts SET state = ?3, receipt_stat = ?4, \
      receipt_err = ?5, receipt_at = ?6, updated_at = ?6 WHERE rid = ?1 AND idx = ?2";
-const MESSAGE_FOR_ROLLUP: &str = "SELECT id, state, parts FROM messages WHERE rid = ?1";
+const MESSAGE_FOR_ROLLUP: &str =
+    "SELECT id, state, parts, created_at, callback IS NOT NULL FROM messages WHERE rid = ?1";
 const PARTS_FOR_ROLLUP: &str =
     "SELECT idx, state, receipt_stat, receipt_err FROM parts WHERE rid = ?1 ORDER BY idx";
 
@@ -986,6 +993,8 @@ fn record_receipt_on_part(
 /// What is known about the message a receipt matched, when the caller already has it.
 struct Known {
     state: MessageState,
+    accepted_at: Timestamp,
+    has_callback_url: bool,
     parts_total: u16,
     /// The matched part as just written.
     part: PartReceiptState,
@@ -1001,32 +1010,46 @@ fn receipt_match(
     part: u16,
     known: Option<Known>,
 ) -> Result<ReceiptMatch, StoreError> {
-    let (message_id, message_state, parts_total) = match (id, known) {
+    let (message_id, message_state, accepted_at, has_callback_url, parts_total) = match (id, known)
+    {
         (Some(message_id), Some(k)) if k.parts_total <= 1 => {
             return Ok(ReceiptMatch {
                 receipt_id,
                 message_id,
                 part,
                 message_state: k.state,
+                accepted_at: k.accepted_at,
+                has_callback_url: k.has_callback_url,
                 parts_total: k.parts_total,
                 parts: vec![k.part],
+                finished: None,
             });
         }
-        (Some(message_id), Some(k)) => (message_id, k.state, k.parts_total),
+        (Some(message_id), Some(k)) => (
+            message_id,
+            k.state,
+            k.accepted_at,
+            k.has_callback_url,
+            k.parts_total,
+        ),
         _ => {
-            let (id, state, parts) =
-                cx.conn
-                    .prepare_cached(MESSAGE_FOR_ROLLUP)?
-                    .query_row([rid], |row| {
-                        Ok((
-                            row.get::<_, Vec<u8>>(0)?,
-                            row.get::<_, i64>(1)?,
-                            row.get::<_, i64>(2)?,
-                        ))
-                    })?;
+            let (id, state, parts, created, has_callback_url) = cx
+                .conn
+                .prepare_cached(MESSAGE_FOR_ROLLUP)?
+                .query_row([rid], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, bool>(4)?,
+                    ))
+                })?;
             (
                 rows::message_id(&id)?,
                 rows::state(state)?,
+                Timestamp::from_millis(created),
+                has_callback_url,
                 rows::u16_of(parts, "parts")?,
             )
         }
@@ -1047,8 +1070,11 @@ fn receipt_match(
         message_id,
         part,
         message_state,
+        accepted_at,
+        has_callback_url,
         parts_total,
         parts,
+        finished: None,
     })
 }
 
@@ -1059,14 +1085,18 @@ struct Found {
     part_state: PartState,
     id: MessageId,
     message_state: MessageState,
+    accepted_at: Timestamp,
+    has_callback_url: bool,
     parts_total: u16,
 }
 
 pub(super) fn receipts(
     cx: &mut Ctx<'_>,
-    receipts: &Vec<NewReceipt>,
+    (receipts, rule): &(Vec<NewReceipt>, Option<RollUp>),
 ) -> Result<Vec<ReceiptOutcome>, StoreError> {
     let conn = cx.conn;
+    // Prepared on the first roll-up that finishes a message.
+    let mut finish: Option<UpdateStatements<'_>> = None;
     let mut find = conn.prepare_cached(FIND_PART)?;
     let mut find_recent = conn.prepare_cached(FIND_RECENT_PART)?;
     let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
@@ -1079,6 +1109,8 @@ pub(super) fn receipts(
             row.get::<_, Vec<u8>>(3)?,
             row.get::<_, i64>(4)?,
             row.get::<_, i64>(5)?,
+            row.get::<_, i64>(6)?,
+            row.get::<_, bool>(7)?,
         ))
     };
     for r in receipts {
@@ -1098,16 +1130,20 @@ pub(super) fn receipts(
                 .optional()?,
         };
         let found = found
-            .map(|(rid, idx, part_state, id, state, parts)| {
-                Ok::<_, StoreError>(Found {
-                    rid,
-                    part: rows::u16_of(idx, "part index")?,
-                    part_state: rows::part_state(part_state)?,
-                    id: rows::message_id(&id)?,
-                    message_state: rows::state(state)?,
-                    parts_total: rows::u16_of(parts, "parts")?,
-                })
-            })
+            .map(
+                |(rid, idx, part_state, id, state, parts, created, callback)| {
+                    Ok::<_, StoreError>(Found {
+                        rid,
+                        part: rows::u16_of(idx, "part index")?,
+                        part_state: rows::part_state(part_state)?,
+                        id: rows::message_id(&id)?,
+                        message_state: rows::state(state)?,
+                        accepted_at: Timestamp::from_millis(created),
+                        has_callback_url: callback,
+                        parts_total: rows::u16_of(parts, "parts")?,
+                    })
+                },
+            )
             .transpose()?;
         let stat_text = r.stat.as_ref().map(ToString::to_string);
         insert.execute(params![
@@ -1131,6 +1167,8 @@ pub(super) fn receipts(
             record_receipt_on_part(cx, f.rid, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
         let known = written.map(|state| Known {
             state: f.message_state,
+            accepted_at: f.accepted_at,
+            has_callback_url: f.has_callback_url,
             parts_total: f.parts_total,
             part: PartReceiptState {
                 index: f.part,
@@ -1139,14 +1177,32 @@ pub(super) fn receipts(
                 err: r.err.clone(),
             },
         });
-        out.push(ReceiptOutcome::Matched(receipt_match(
-            cx,
-            receipt_id,
-            f.rid,
-            Some(f.id),
-            f.part,
-            known,
-        )?));
+        let mut matched = receipt_match(cx, receipt_id, f.rid, Some(f.id), f.part, known)?;
+        if let Some(rule) = rule
+            && matched.message_state == MessageState::Submitted
+            && let Some((state, reason)) = rule(&r.carrier, &matched)
+        {
+            let st = match &mut finish {
+                Some(st) => st,
+                None => finish.insert(UpdateStatements::prepare(conn)?),
+            };
+            let at = Row {
+                rid: f.rid,
+                id: f.id.to_bytes(),
+            };
+            let t = Transition {
+                from: &[MessageState::Submitted],
+                to: state.into(),
+                next_at: None,
+                reason: Some(&reason),
+                add_attempt: false,
+                likely: None,
+            };
+            if st.transition(cx, at, t)? {
+                matched.finished = Some((state, reason));
+            }
+        }
+        out.push(ReceiptOutcome::Matched(matched));
     }
     Ok(out)
 }
