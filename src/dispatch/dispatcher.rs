@@ -117,6 +117,9 @@ pub struct CarrierEntry {
     /// How its ids are compared.
     pub normalizer: IdNormalizer,
     references: Mutex<ReferenceAllocator>,
+    /// Its per-message metrics, looked up once.
+    parts_submitted: metrics::Counter,
+    accept_to_submit: metrics::Histogram,
 }
 
 impl CarrierEntry {
@@ -135,12 +138,18 @@ impl CarrierEntry {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let name = pool.name().to_owned();
         CarrierEntry {
             references: Mutex::new(ReferenceAllocator::new(ReferenceAllocatorConfig {
                 width,
                 seed,
                 ..ReferenceAllocatorConfig::default()
             })),
+            parts_submitted: metrics::counter!(
+                crate::metrics::PIPELINE_PARTS_SUBMITTED,
+                "carrier" => name.clone()
+            ),
+            accept_to_submit: metrics::histogram!(crate::metrics::ACCEPT_TO_SUBMIT, "carrier" => name),
             pool,
             options,
             normalizer,
@@ -784,8 +793,7 @@ impl Dispatcher {
                 let waited = now_ts()
                     .as_millis()
                     .saturating_sub(message.created_at.as_millis());
-                metrics::histogram!(crate::metrics::ACCEPT_TO_SUBMIT, "carrier" => name.clone())
-                    .record(waited as f64 / 1000.0);
+                carrier.accept_to_submit.record(waited as f64 / 1000.0);
                 (
                     AfterAttempt::Submitted {
                         receipt_deadline: at(Duration::from_secs(
@@ -866,8 +874,7 @@ impl Dispatcher {
                 )
             }
         };
-        metrics::counter!(crate::metrics::PIPELINE_PARTS_SUBMITTED, "carrier" => name.clone())
-            .increment(accepted);
+        carrier.parts_submitted.increment(accepted);
         updates.push(Update::AttemptFinished {
             id: message.id,
             attempt: NewAttempt {

@@ -131,6 +131,10 @@ pub(super) struct Ctx<'a> {
     /// Receipt correlation for the parts sent lately.
     recent: &'a mut RecentParts,
     config: &'a SqliteConfig,
+    /// The update statements, taken from the connection's cache once per transaction: the
+    /// cache hashes a statement's whole text each time one is taken or given back, and the
+    /// dispatcher's updates come one message at a time.
+    updates: Option<UpdateStatements<'a>>,
 }
 
 impl Ctx<'_> {
@@ -369,6 +373,7 @@ impl Writer {
             deltas: [0; 10],
             recent: &mut self.recent,
             config: &self.config,
+            updates: None,
         };
         let mut result = Ok(());
         for task in batch.iter_mut() {
@@ -378,6 +383,8 @@ impl Writer {
             }
         }
         let (deltas, unmatched) = (cx.deltas, cx.unmatched_delta);
+        // The statements go back to the cache before the transaction ends.
+        drop(cx);
         if let Err(e) = result.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
             // A failed COMMIT leaves the transaction open; a failed statement may too.
             if !self.conn.is_autocommit() {
@@ -716,11 +723,15 @@ pub(super) fn apply(
     cx: &mut Ctx<'_>,
     updates: &Vec<Update>,
 ) -> Result<Vec<UpdateOutcome>, StoreError> {
-    let mut st = UpdateStatements::prepare(cx.conn)?;
+    let mut st = match cx.updates.take() {
+        Some(st) => st,
+        None => UpdateStatements::prepare(cx.conn)?,
+    };
     let mut out = Vec::with_capacity(updates.len());
     for update in updates {
         out.push(apply_one(cx, &mut st, update)?);
     }
+    cx.updates = Some(st);
     Ok(out)
 }
 
@@ -1095,8 +1106,8 @@ pub(super) fn receipts(
     (receipts, rule): &(Vec<NewReceipt>, Option<RollUp>),
 ) -> Result<Vec<ReceiptOutcome>, StoreError> {
     let conn = cx.conn;
-    // Prepared on the first roll-up that finishes a message.
-    let mut finish: Option<UpdateStatements<'_>> = None;
+    // Prepared on the first roll-up that finishes a message, if no update did it before.
+    let mut finish = cx.updates.take();
     let mut find = conn.prepare_cached(FIND_PART)?;
     let mut find_recent = conn.prepare_cached(FIND_RECENT_PART)?;
     let mut insert = conn.prepare_cached(INSERT_RECEIPT)?;
@@ -1204,6 +1215,7 @@ pub(super) fn receipts(
         }
         out.push(ReceiptOutcome::Matched(matched));
     }
+    cx.updates = finish;
     Ok(out)
 }
 
