@@ -217,7 +217,7 @@ pub(super) fn list(conn: &Connection, q: &ListQuery) -> Result<Page, StoreError>
     };
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages INDEXED BY {index} \
-         WHERE {filter} AND id < ?1 AND id >= ?2 ORDER BY id DESC LIMIT ?5"
+         WHERE {filter} AND id < ?1 AND id >= ?2 ORDER BY id DESC LIMIT +?5"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows_ = stmt.query(params![

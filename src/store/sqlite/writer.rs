@@ -521,12 +521,14 @@ pub(super) fn accept(
 
 fn claim_sql() -> String {
     // One seek per priority on (priority, next_at), so messages scheduled for later are never
-    // stepped over; the select and the move to submitting are one statement.
+    // stepped over; the select and the move to submitting are one statement. The limit is an
+    // expression (`+?3`): SQLite plans with the value of a bare `LIMIT ?`, and prepares the
+    // statement again whenever it changes.
     format!(
         "UPDATE OR FAIL messages SET prev_state = state, state = 1, updated_at = ?1 \
          WHERE rid IN (SELECT rid FROM messages INDEXED BY messages_ready \
              WHERE state IN (0, 3) AND priority = ?2 AND next_at <= ?1 \
-             ORDER BY next_at, rid LIMIT ?3) \
+             ORDER BY next_at, rid LIMIT +?3) \
          RETURNING rid, prev_state, {MESSAGE_COLUMNS}"
     )
 }
@@ -1397,5 +1399,20 @@ mod tests {
                 assert!(!d.starts_with("SCAN "), "{sql}\n  plan: {details:?}");
             }
         }
+    }
+
+    /// Claims ask for as many messages as there is room for, which changes from one claim to
+    /// the next: the statement must not be prepared again for each new limit.
+    #[test]
+    fn the_claim_statement_is_prepared_once_whatever_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::in_dir(dir.path());
+        let conn = super::super::open_writer(&config).unwrap().conn;
+        let mut stmt = conn.prepare(&claim_sql()).unwrap();
+        for room in 1..6i64 {
+            let mut rows = stmt.query(params![1_000 + room, room % 4, room]).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }
