@@ -746,12 +746,22 @@ async fn apply_and_notify(
 /// Logs a message's new state, with its id as the correlation id and its number masked: a
 /// failure at info level (nothing fails silently, DESIGN promise 3), the rest at debug.
 pub fn log_change(message: &Message, status: &str, reason: Option<&Reason>) {
+    let failure = matches!(status, "failed" | "expired" | "rejected" | "unknown");
+    // Nothing is formatted for a line no one reads.
+    let wanted = if failure {
+        tracing::enabled!(tracing::Level::INFO)
+    } else {
+        tracing::enabled!(tracing::Level::DEBUG)
+    };
+    if !wanted {
+        return;
+    }
     let id = message.id.to_string();
     let to = crate::dispatch::dispatcher::mask(&message.to);
     let code = reason.map_or("", |r| r.code.as_str());
     let text = reason.map_or("", |r| r.text.as_str());
     match status {
-        "failed" | "expired" | "rejected" | "unknown" => {
+        _ if failure => {
             tracing::info!(message = %id, to = %to, status, reason = code, text, "message finished");
         }
         "delivered" => {

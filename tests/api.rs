@@ -300,7 +300,20 @@ async fn a_batch_answers_per_item_in_one_commit() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 2);
+    assert_eq!(body["rejected"], 1);
+    let first = &body["results"][0];
+    assert_eq!(first["index"], 0);
+    assert_eq!(first["status"], "accepted");
+    assert_eq!(first["parts"], 1);
+    assert_eq!(first["encoding"], "gsm7");
+    assert_eq!(first["duplicate"], false);
+    assert!(
+        first["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["results"][1]["index"], 1);
     assert_eq!(body["results"][1]["error"]["code"], "invalid_destination");
+    assert_eq!(body["results"][1]["error"]["field"], "to");
     assert_eq!(body["results"][2]["index"], 2);
     assert_eq!(api.stored().await, 2);
     let (status, body) = api.post("/messages/batch", json!({"messages": []})).await;

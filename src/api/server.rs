@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -247,34 +247,58 @@ fn new_message(m: ValidMessage, producer: &str) -> NewMessage {
     }
 }
 
-/// The answer for one accepted message. A duplicate is answered with the original message as
-/// stored (its status now, its parts and encoding), not with what the repeat asked for.
-async fn accepted_json(
+/// The answer for one accepted message.
+#[derive(Serialize)]
+struct AcceptedBody {
+    /// The item's position, in a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    id: String,
+    status: &'static str,
+    parts: u16,
+    encoding: &'static str,
+    duplicate: bool,
+}
+
+/// One item's answer in a batch: accepted, or refused with its error.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchItem {
+    Accepted(AcceptedBody),
+    Refused { index: usize, error: ApiError },
+}
+
+/// The answer for one accepted message, given the parts and encoding it was priced at. A
+/// duplicate is answered with the original message as stored (its status now, its parts and
+/// encoding), not with what the repeat asked for.
+async fn accepted_body(
     store: &dyn Store,
     outcome: &AcceptOutcome,
-    m: &NewMessage,
-) -> Result<Value, ApiError> {
+    (parts, encoding): (u16, crate::sms::Encoding),
+) -> Result<AcceptedBody, ApiError> {
     match outcome {
-        AcceptOutcome::Inserted(id) => Ok(json!({
-            "id": id.to_string(),
-            "status": "accepted",
-            "parts": m.parts,
-            "encoding": super::encoding_name(m.encoding),
-            "duplicate": false,
-        })),
+        AcceptOutcome::Inserted(id) => Ok(AcceptedBody {
+            index: None,
+            id: id.to_string(),
+            status: "accepted",
+            parts,
+            encoding: super::encoding_name(encoding),
+            duplicate: false,
+        }),
         AcceptOutcome::Duplicate(id) => {
             let original = match store.get(*id).await {
                 Ok(Some(detail)) => Some(detail.message),
                 // Unreadable just now: the id is what matters.
                 _ => None,
             };
-            Ok(json!({
-                "id": id.to_string(),
-                "status": original.as_ref().map_or("accepted", |o| o.state.as_str()),
-                "parts": original.as_ref().map_or(m.parts, |o| o.parts),
-                "encoding": super::encoding_name(original.as_ref().map_or(m.encoding, |o| o.encoding)),
-                "duplicate": true,
-            }))
+            Ok(AcceptedBody {
+                index: None,
+                id: id.to_string(),
+                status: original.as_ref().map_or("accepted", |o| o.state.as_str()),
+                parts: original.as_ref().map_or(parts, |o| o.parts),
+                encoding: super::encoding_name(original.as_ref().map_or(encoding, |o| o.encoding)),
+                duplicate: true,
+            })
         }
         AcceptOutcome::Suppressed(s) => Err(suppressed(s)),
     }
@@ -323,15 +347,16 @@ async fn submit(
     let body = read_body(body)?;
     let valid = validate::message(&parse_json(&body)?, &state.limits)?;
     let message = new_message(valid, &producer);
+    let priced = (message.parts, message.encoding);
     let outcomes = state
         .store
-        .accept(vec![message.clone()])
+        .accept(vec![message])
         .await
         .map_err(store_error)?;
     let outcome = outcomes
         .first()
         .ok_or_else(|| ApiError::new(500, "internal", "the store answered nothing"))?;
-    let body = accepted_json(&*state.store, outcome, &message).await?;
+    let body = accepted_body(&*state.store, outcome, priced).await?;
     if matches!(outcome, AcceptOutcome::Inserted(_)) {
         metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
         state.wake.notify_one();
@@ -361,57 +386,63 @@ async fn submit_batch(
         ));
     }
     // Check every item first; the valid ones go to the store in one commit.
-    let mut results: Vec<Option<Value>> = vec![None; items.len()];
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
-    let mut positions = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    // (index, parts, encoding) of each valid item, in the order they go to the store.
+    let mut priced = Vec::new();
+    for (index, item) in items.iter().enumerate() {
         match validate::message(item, &state.limits) {
             Ok(m) => {
-                positions.push(i);
-                valid.push(new_message(m, &producer));
+                let m = new_message(m, &producer);
+                priced.push((index, m.parts, m.encoding));
+                valid.push(m);
+                results.push(None);
             }
-            Err(e) => results[i] = Some(json!({ "index": i, "error": e })),
+            Err(error) => results.push(Some(BatchItem::Refused { index, error })),
         }
     }
+    let mut accepted = 0;
     if !valid.is_empty() {
-        let outcomes = state
-            .store
-            .accept(valid.clone())
-            .await
-            .map_err(store_error)?;
-        let mut woke = false;
-        for ((i, message), outcome) in positions.iter().zip(&valid).zip(&outcomes) {
-            results[*i] = Some(match accepted_json(&*state.store, outcome, message).await {
-                Ok(mut v) => {
-                    if let Value::Object(map) = &mut v {
-                        map.insert("index".into(), json!(i));
+        let outcomes = state.store.accept(valid).await.map_err(store_error)?;
+        let mut inserted = 0;
+        for (&(index, parts, encoding), outcome) in priced.iter().zip(&outcomes) {
+            results[index] = Some(
+                match accepted_body(&*state.store, outcome, (parts, encoding)).await {
+                    Ok(body) => {
+                        accepted += 1;
+                        BatchItem::Accepted(AcceptedBody {
+                            index: Some(index),
+                            ..body
+                        })
                     }
-                    v
-                }
-                Err(e) => json!({ "index": i, "error": e }),
-            });
-            if matches!(outcome, AcceptOutcome::Inserted(_)) {
-                metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(1);
-                woke = true;
-            }
+                    Err(error) => BatchItem::Refused { index, error },
+                },
+            );
+            inserted += u64::from(matches!(outcome, AcceptOutcome::Inserted(_)));
         }
-        if woke {
+        if inserted > 0 {
+            metrics::counter!(crate::metrics::MESSAGES_ACCEPTED).increment(inserted);
             state.wake.notify_one();
         }
     }
-    let accepted = results
-        .iter()
-        .filter(|r| r.as_ref().is_some_and(|r| r.get("error").is_none()))
-        .count();
-    let results: Vec<Value> = results
-        .into_iter()
-        .map(|r| r.unwrap_or(Value::Null))
-        .collect();
     Ok((
         StatusCode::OK,
-        Json(json!({ "accepted": accepted, "rejected": results.len() - accepted, "results": results })),
+        Json(BatchAnswer {
+            accepted,
+            rejected: results.len() - accepted,
+            results,
+        }),
     )
         .into_response())
+}
+
+/// The answer to a batch: counts, and one result per item in input order (`null` only for
+/// an item the store gave no answer for).
+#[derive(Serialize)]
+struct BatchAnswer {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<Option<BatchItem>>,
 }
 
 fn message_id(text: &str) -> Result<MessageId, ApiError> {
