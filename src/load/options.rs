@@ -82,8 +82,10 @@ impl FromStr for Target {
     }
 }
 
-/// Destination numbers: message `i` goes to `first + i % len`, so a run spreads evenly over
-/// the range and every number of a range at least as long as the run is used once.
+/// Destination numbers: message `i` goes to `first + σ(i % len)`, where σ is a fixed
+/// permutation of `0..len` that scatters neighbours (as real traffic's destinations are), so a
+/// run spreads evenly over the range and every number of a range at least as long as the run
+/// is used once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NumberRange {
     /// The first number (E.164 digits, no `+`).
@@ -105,8 +107,27 @@ impl NumberRange {
 
     /// The number of message `i`.
     pub fn nth(&self, i: u64) -> u64 {
-        self.first + i % self.len()
+        let len = self.len();
+        // Multiplying by a constant coprime to `len` permutes 0..len; the constant's bits
+        // spread consecutive inputs across the whole range.
+        let mut step = SCATTER % len;
+        while gcd(step, len) != 1 {
+            step += 1;
+        }
+        let k = u128::from(i % len) * u128::from(step) % u128::from(len);
+        // k < len, which is a u64.
+        self.first + k as u64
     }
+}
+
+/// The multiplier [`NumberRange::nth`] starts from (2^64 / φ, odd).
+const SCATTER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 impl Default for NumberRange {
@@ -440,7 +461,17 @@ mod tests {
         let r: NumberRange = "+447700900000-447700900009".parse().unwrap();
         assert_eq!(r.len(), 10);
         assert_eq!(r.nth(0), 447_700_900_000);
-        assert_eq!(r.nth(12), 447_700_900_002);
+        // Ten messages use every number once, and the eleventh starts over.
+        let mut used: Vec<u64> = (0..10).map(|i| r.nth(i)).collect();
+        assert_eq!(r.nth(12), r.nth(2));
+        assert_ne!(used[..3], [447_700_900_000, 447_700_900_001, 447_700_900_002]);
+        used.sort_unstable();
+        assert_eq!(used, (447_700_900_000..=447_700_900_009).collect::<Vec<_>>());
+        // Also for a range whose length shares factors with the multiplier's neighbours.
+        let big: NumberRange = "447700000000-447700999999".parse().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        assert!((0..1_000_000).all(|i| seen.insert(big.nth(i))));
+        assert!(seen.iter().all(|n| (447_700_000_000..=447_700_999_999).contains(n)));
         let one: NumberRange = "15550001111".parse().unwrap();
         assert_eq!(one.len(), 1);
         assert!("4477..4476".parse::<NumberRange>().is_err());
