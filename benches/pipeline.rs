@@ -11,6 +11,7 @@
 //! `PIPELINE_RATE` paces the scenarios that otherwise send as fast as they can (to find the
 //! highest rate that still drains), `PIPELINE_SYNC` sets `[store] synchronous` (default
 //! `full`), `PIPELINE_RECENT` sets `[store] recent_parts` (default 500 000),
+//! `PIPELINE_TO_INDEX` `[store] index_destinations` (`true`, the default, or `false`),
 //! `PIPELINE_IDS` the simulator's message id format (`hex`, the default, `decimal` or
 //! `uuid`).
 //!
@@ -334,6 +335,7 @@ listen = ""
 [store]
 synchronous = "{sync}"
 recent_parts = {recent}
+index_destinations = {to_index}
 
 [dispatch]
 claim_batch = {claim}
@@ -351,6 +353,7 @@ max_pending_inbound = 2000
         data = dir.display(),
         claim = std::env::var("PIPELINE_CLAIM").unwrap_or_else(|_| "256".into()),
         recent = std::env::var("PIPELINE_RECENT").unwrap_or_else(|_| "500000".into()),
+        to_index = std::env::var("PIPELINE_TO_INDEX").unwrap_or_else(|_| "true".into()),
     );
     let config = ConfigFile::parse(&toml)
         .expect("a valid config")

@@ -137,6 +137,10 @@ pub struct StoreSection {
     /// The store writer's page cache in MiB (a larger one costs every commit a longer scan;
     /// misses are served by the OS's file cache). Default 16.
     pub cache_mib: u32,
+    /// Index messages by destination, for `GET /messages?to=`. Each message then costs the
+    /// store writer a random page write (about a quarter more per message); without the index
+    /// such a query walks the messages from the newest, bounded by `since`. Default true.
+    pub index_destinations: bool,
 }
 
 impl Default for StoreSection {
@@ -147,6 +151,7 @@ impl Default for StoreSection {
             max_backlog: 200_000,
             recent_parts: 500_000,
             cache_mib: 16,
+            index_destinations: true,
         }
     }
 }
@@ -367,6 +372,7 @@ impl ConfigFile {
         store.max_backlog = self.store.max_backlog;
         store.recent_parts = self.store.recent_parts;
         store.cache_mib = self.store.cache_mib;
+        store.index_destinations = self.store.index_destinations;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
         let hook = &self.webhook;
         if hook.timeout_ms == 0 {
@@ -481,12 +487,15 @@ system_id = "esme"
     fn the_store_backlog_bound_reaches_the_store() {
         assert_eq!(check("").unwrap().store.max_backlog, 200_000);
         let config = check(
-            "[store]\nmax_backlog = 0\nsynchronous = \"normal\"\nrecent_parts = 7\ncache_mib = 3",
+            "[store]\nmax_backlog = 0\nsynchronous = \"normal\"\nrecent_parts = 7\ncache_mib = 3\n\
+             index_destinations = false",
         )
         .unwrap();
         assert_eq!(config.store.max_backlog, 0);
         assert_eq!(config.store.recent_parts, 7);
         assert_eq!(config.store.cache_mib, 3);
+        assert!(!config.store.index_destinations);
+        assert!(check("").unwrap().store.index_destinations);
         assert_eq!(key_of(check("[store]\ncache_mib = 0")), "store.cache_mib");
         assert_eq!(config.store.synchronous, Synchronous::Normal);
     }

@@ -405,6 +405,95 @@ async fn list_filters_by_state_destination_and_creation_time() {
     assert!(err.is_caller_error());
 }
 
+/// Whether the file holds the destination index, read from the file itself.
+fn has_destination_index(dir: &Path) -> bool {
+    let conn = rusqlite::Connection::open(dir.join("smppd.db")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_to'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}
+
+#[tokio::test]
+async fn queries_by_destination_answer_alike_with_the_index_dropped_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let open_indexing = |on: bool| {
+        let mut config = SqliteConfig::in_dir(dir.path());
+        config.index_destinations = on;
+        SqliteStore::open_with(
+            config,
+            Arc::new(clock.clone()),
+            Box::new(SplitMix64::new(7)),
+        )
+    };
+    // Pages of two through every message to one destination, newest first.
+    async fn pages(store: &SqliteStore, to: &str, state: Option<MessageState>) -> Vec<MessageId> {
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list(ListQuery {
+                    state,
+                    to: Some(to.into()),
+                    since: None,
+                    cursor,
+                    limit: 2,
+                })
+                .await
+                .unwrap();
+            ids.extend(page.messages.iter().map(|m| m.id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return ids,
+            }
+        }
+    }
+
+    let store = open_indexing(true).await.unwrap();
+    let batch: Vec<_> = (0..9)
+        .map(|i| message(if i % 3 == 0 { "+300" } else { "+400" }))
+        .collect();
+    let ids: Vec<_> = store
+        .accept(batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(inserted)
+        .collect();
+    store.claim(1).await.unwrap();
+    let to_300 = [ids[6], ids[3], ids[0]];
+    assert_eq!(pages(&store, "+300", None).await, to_300);
+    assert_eq!(
+        pages(&store, "+300", Some(MessageState::Accepted)).await,
+        [ids[6], ids[3]]
+    );
+    store.close().await.unwrap();
+    assert!(has_destination_index(dir.path()));
+
+    let store = open_indexing(false).await.unwrap();
+    assert!(!has_destination_index(dir.path()));
+    assert_eq!(pages(&store, "+300", None).await, to_300);
+    assert_eq!(
+        pages(&store, "+300", Some(MessageState::Accepted)).await,
+        [ids[6], ids[3]]
+    );
+    assert_eq!(pages(&store, "+400", None).await.len(), 6);
+    let more = inserted(&store.accept(vec![message("+300")]).await.unwrap()[0]);
+    store.close().await.unwrap();
+
+    // Turned on again, the index is built with the message accepted while it was off.
+    let store = open_indexing(true).await.unwrap();
+    assert!(has_destination_index(dir.path()));
+    assert_eq!(
+        pages(&store, "+300", None).await,
+        [more, ids[6], ids[3], ids[0]]
+    );
+}
+
 #[tokio::test]
 async fn get_many_and_messages_answer_each_id_in_order_and_refuse_an_oversized_request() {
     let dir = tempfile::tempdir().unwrap();

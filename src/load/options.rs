@@ -464,14 +464,23 @@ mod tests {
         // Ten messages use every number once, and the eleventh starts over.
         let mut used: Vec<u64> = (0..10).map(|i| r.nth(i)).collect();
         assert_eq!(r.nth(12), r.nth(2));
-        assert_ne!(used[..3], [447_700_900_000, 447_700_900_001, 447_700_900_002]);
+        assert_ne!(
+            used[..3],
+            [447_700_900_000, 447_700_900_001, 447_700_900_002]
+        );
         used.sort_unstable();
-        assert_eq!(used, (447_700_900_000..=447_700_900_009).collect::<Vec<_>>());
+        assert_eq!(
+            used,
+            (447_700_900_000..=447_700_900_009).collect::<Vec<_>>()
+        );
         // Also for a range whose length shares factors with the multiplier's neighbours.
         let big: NumberRange = "447700000000-447700999999".parse().unwrap();
         let mut seen = std::collections::HashSet::new();
         assert!((0..1_000_000).all(|i| seen.insert(big.nth(i))));
-        assert!(seen.iter().all(|n| (447_700_000_000..=447_700_999_999).contains(n)));
+        assert!(
+            seen.iter()
+                .all(|n| (447_700_000_000..=447_700_999_999).contains(n))
+        );
         let one: NumberRange = "15550001111".parse().unwrap();
         assert_eq!(one.len(), 1);
         assert!("4477..4476".parse::<NumberRange>().is_err());

@@ -195,7 +195,12 @@ fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail
     })
 }
 
-pub(super) fn list(conn: &Connection, q: &ListQuery) -> Result<Page, StoreError> {
+/// A page of messages; `by_destination` says whether the `messages_to` index exists.
+pub(super) fn list(
+    conn: &Connection,
+    q: &ListQuery,
+    by_destination: bool,
+) -> Result<Page, StoreError> {
     let limit = check_limit(q.limit)?.max(1);
     // Newest first: ids are time-ordered, so "since" is a lower id bound and the cursor an
     // upper one. Both bounds go into the SQL; a missing one is the extreme value.
@@ -209,7 +214,10 @@ pub(super) fn list(conn: &Connection, q: &ListQuery) -> Result<Page, StoreError>
     };
     use MessageState as S;
     let (filter, index) = match (q.state, &q.to) {
-        (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_to"),
+        (_, Some(_)) if by_destination => {
+            ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_to")
+        }
+        (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_id"),
         (Some(S::Submitting), None) => ("state = 1 AND ?3 = 1", "messages_inflight"),
         (Some(s), None) if s.is_final() => ("state >= 4 AND state = ?3", "messages_final"),
         (Some(_), None) => ("state = ?3", "messages_id"),

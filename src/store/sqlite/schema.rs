@@ -17,7 +17,7 @@
 //! | `messages_waiting (next_at) WHERE state = 2` | receipt deadlines |
 //! | `messages_inflight (id) WHERE state = 1` | recovery, status queries for `submitting` |
 //! | `messages_final (state, id) WHERE state >= 4` | status queries for final states |
-//! | `messages_to (to_addr, id)` | queries by destination |
+//! | `messages_to (to_addr, id)` | queries by destination (optional, see below) |
 //! | `parts_key (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL` | receipt correlation for parts no longer held in memory |
 //! | `receipts_msg (rid) WHERE rid IS NOT NULL` | a message's receipts, prune |
 //! | `receipts_unmatched (carrier, id_key) WHERE rid IS NULL` | receipt before response |
@@ -170,6 +170,19 @@ ALTER TABLE parts ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1;
 DROP INDEX parts_key;
 CREATE INDEX parts_key ON parts (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL;
 ";
+
+/// Creates or drops the destination index as `[store] index_destinations` says. It is the one
+/// index a setting controls: destinations arrive in no order, so each message's entry dirties
+/// a random page of it, which a busy store may not want to pay for. Creating it on a large
+/// file takes a while (once, at open).
+pub(super) fn index_destinations(conn: &Connection, on: bool) -> Result<(), StoreError> {
+    conn.execute_batch(if on {
+        "CREATE INDEX IF NOT EXISTS messages_to ON messages (to_addr, id);"
+    } else {
+        "DROP INDEX IF EXISTS messages_to;"
+    })?;
+    Ok(())
+}
 
 /// Brings the file to [`SCHEMA_VERSION`], one migration per transaction (the version is read
 /// inside it, so two processes opening one file cannot both migrate), or refuses a file from a
