@@ -346,14 +346,15 @@ hosts = ["{sim}"]
 system_id = "bench"
 password = "pw"
 binds = [{{ type = "transceiver", count = 4 }}]
-window = 100
+window = {window}
 tps = 0
 max_pending_inbound = 2000
 "#,
         data = dir.display(),
-        claim = std::env::var("PIPELINE_CLAIM").unwrap_or_else(|_| "256".into()),
+        claim = std::env::var("PIPELINE_CLAIM").unwrap_or_else(|_| "1000".into()),
         recent = std::env::var("PIPELINE_RECENT").unwrap_or_else(|_| "500000".into()),
         to_index = std::env::var("PIPELINE_TO_INDEX").unwrap_or_else(|_| "true".into()),
+        window = std::env::var("PIPELINE_WINDOW").unwrap_or_else(|_| "100".into()),
     );
     let config = ConfigFile::parse(&toml)
         .expect("a valid config")

@@ -166,7 +166,9 @@ impl CarrierEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DispatchConfig {
-    /// Messages claimed per store call. Default 256.
+    /// The most messages claimed per store call (at most 1 000). Claims follow one another,
+    /// each waiting for its commit to be on the disk, so this bounds the dispatch rate at
+    /// about `claim_batch` per commit round trip. Default 1 000.
     pub claim_batch: usize,
     /// Messages being handled at once. Default 20 000.
     pub max_in_flight: usize,
@@ -180,7 +182,7 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            claim_batch: 256,
+            claim_batch: 1_000,
             max_in_flight: 20_000,
             poll_interval_ms: 200,
             receipt_scan_ms: crate::receipts::RECEIPT_TIMEOUT_SCAN.as_millis() as u64,
