@@ -1,6 +1,7 @@
 //! The store's full per-message write cycle on the real disk, with `synchronous=FULL`:
 //! accept (batches of 1000) -> claim -> part submitted + attempt finished -> receipt stored
-//! and matched -> final state. Several pipelines run at once, as the API, the dispatcher and
+//! and matched, and the message finished in the same commit (as the receipt handler's roll-up
+//! rule does for a delivered message). Several pipelines run at once, as the API, the dispatcher and
 //! the receipt handler would, so the writer's group commit has company to batch.
 //!
 //! Run: `cargo bench --bench store` (set `STORE_BENCH_DIR` to measure another disk,
@@ -15,7 +16,8 @@ use smppd::pdu::CommandStatus;
 use smppd::sms::{Encoding, IdFormat, ReceiptStat, normalize_message_id};
 use smppd::store::{
     AfterAttempt, AttemptOutcome, FinalState, Message, NewAttempt, NewMessage, NewReceipt,
-    Priority, Reason, ReceiptOutcome, SqliteConfig, SqliteStore, Store, Timestamp, Update,
+    Priority, Reason, ReceiptMatch, ReceiptOutcome, RollUp, SqliteConfig, SqliteStore, Store,
+    Timestamp, Update,
 };
 
 const BATCH: usize = 1000;
@@ -109,21 +111,23 @@ async fn cycle(store: &SqliteStore, seq: &mut u64) -> usize {
             }
         })
         .collect();
-    let matched = store.store_receipts(receipts).await.expect("receipts");
-    let finals: Vec<_> = matched
+    let rule: RollUp = Arc::new(|_: &str, m: &ReceiptMatch| {
+        m.all_parts_final()
+            .then(|| (FinalState::Delivered, Reason::new("DELIVRD", "delivered")))
+    });
+    let matched = store
+        .store_receipts_rolling_up(receipts, Some(rule))
+        .await
+        .expect("receipts");
+    let n = matched
         .iter()
-        .filter_map(|r| match r {
-            ReceiptOutcome::Matched(m) if m.all_parts_final() => Some(Update::Finish {
-                id: m.message_id,
-                state: FinalState::Delivered,
-                reason: Reason::new("DELIVRD", "delivered"),
-            }),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(finals.len(), claimed.len(), "every receipt matched");
-    let n = finals.len();
-    store.apply(finals).await.expect("finish");
+        .filter(|r| matches!(r, ReceiptOutcome::Matched(m) if m.finished.is_some()))
+        .count();
+    assert_eq!(
+        n,
+        claimed.len(),
+        "every receipt matched and finished its message"
+    );
     n
 }
 
