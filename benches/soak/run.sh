@@ -8,7 +8,8 @@
 #   SOAK_RATE=5000 SOAK_SECS=60 benches/soak/run.sh  # shorter, slower
 #
 # SOAK_EVERY (30) is the sampling period, SOAK_DRAIN_SECS (300) the most time given to finish
-# after the load stops; SOAK_KEEP=1 keeps the temporary data directory.
+# after the load stops; SOAK_TO_INDEX=false sets `[store] index_destinations = false`;
+# SOAK_KEEP=1 keeps the temporary data directory.
 set -euo pipefail
 
 rate=${SOAK_RATE:-20000}
@@ -24,6 +25,9 @@ bin="$root/target/release/smppd"
 work=$(mktemp -d)
 cp "$here/config.toml" "$here/sim.toml" "$work/"
 cd "$work"
+if [ -n "${SOAK_TO_INDEX:-}" ]; then
+    sed -i "s/^\[store\]\$/[store]\nindex_destinations = ${SOAK_TO_INDEX}/" config.toml
+fi
 "$bin" run --config config.toml 2>smppd.log &
 pid=$!
 stop() {
