@@ -135,6 +135,8 @@ pub(super) struct Ctx<'a> {
     /// cache hashes a statement's whole text each time one is taken or given back, and the
     /// dispatcher's updates come one message at a time.
     updates: Option<UpdateStatements<'a>>,
+    /// The accept statements, likewise (single POSTs come one message at a time).
+    accepts: Option<AcceptStatements<'a>>,
 }
 
 impl Ctx<'_> {
@@ -374,6 +376,7 @@ impl Writer {
             recent: &mut self.recent,
             config: &self.config,
             updates: None,
+            accepts: None,
         };
         let mut result = Ok(());
         for task in batch.iter_mut() {
@@ -438,20 +441,55 @@ const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority,
      callback, tags, body, rid) \
      VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
+/// The statements accepts use, kept for the rest of the transaction (see [`Ctx`]).
+struct AcceptStatements<'c> {
+    find_suppression: CachedStatement<'c>,
+    claim_key: CachedStatement<'c>,
+    find_key: CachedStatement<'c>,
+    insert: CachedStatement<'c>,
+}
+
+impl<'c> AcceptStatements<'c> {
+    fn prepare(conn: &'c Connection) -> Result<AcceptStatements<'c>, StoreError> {
+        Ok(AcceptStatements {
+            find_suppression: conn.prepare_cached(FIND_SUPPRESSION)?,
+            claim_key: conn.prepare_cached(CLAIM_KEY)?,
+            find_key: conn.prepare_cached(FIND_FRESH_KEY)?,
+            insert: conn.prepare_cached(INSERT_MESSAGE)?,
+        })
+    }
+}
+
+#[allow(clippy::ptr_arg, reason = "a writer job takes its request by reference")]
 pub(super) fn accept(
     cx: &mut Ctx<'_>,
     batch: &Vec<NewMessage>,
 ) -> Result<Vec<AcceptOutcome>, StoreError> {
-    let conn = cx.conn;
+    let mut st = match cx.accepts.take() {
+        Some(st) => st,
+        None => AcceptStatements::prepare(cx.conn)?,
+    };
+    let out = accept_with(cx, &mut st, batch)?;
+    cx.accepts = Some(st);
+    Ok(out)
+}
+
+fn accept_with(
+    cx: &mut Ctx<'_>,
+    st: &mut AcceptStatements<'_>,
+    batch: &[NewMessage],
+) -> Result<Vec<AcceptOutcome>, StoreError> {
     let now = cx.now.as_millis();
     let window_start = cx
         .now
         .saturating_sub(cx.config.idempotency_window)
         .as_millis();
-    let mut find_suppression = conn.prepare_cached(FIND_SUPPRESSION)?;
-    let mut claim_key = conn.prepare_cached(CLAIM_KEY)?;
-    let mut find_key = conn.prepare_cached(FIND_FRESH_KEY)?;
-    let mut insert = conn.prepare_cached(INSERT_MESSAGE)?;
+    let AcceptStatements {
+        find_suppression,
+        claim_key,
+        find_key,
+        insert,
+    } = st;
     let mut fresh_key = |key: &str| -> Result<Option<MessageId>, StoreError> {
         let id = find_key
             .query_row(params![key, window_start], |row| row.get::<_, Vec<u8>>(0))
