@@ -1000,16 +1000,79 @@ fn summarize(
     )
 }
 
-/// A phone number for logs: country code and last two digits (`44******23`).
+/// A phone number for logs: its country code and last two digits, every other digit starred
+/// (`447700900123` → `44********23`, `+12025550143` → `+1*******43`). Anything that is not an
+/// E.164 number of more than four digits is starred whole.
 pub fn mask(number: &str) -> String {
-    let n = number.len();
-    if n <= 4 {
-        return "*".repeat(n);
+    let (plus, digits) = match number.strip_prefix('+') {
+        Some(rest) => ("+", rest),
+        None => ("", number),
+    };
+    let n = digits.len();
+    if n <= 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return "*".repeat(number.chars().count());
     }
-    format!("{}{}{}", &number[..2], "*".repeat(n - 4), &number[n - 2..])
+    // Keep at least two digits hidden, whatever the country code's length.
+    let cc = country_code_len(digits).min(n - 4);
+    format!(
+        "{plus}{}{}{}",
+        &digits[..cc],
+        "*".repeat(n - cc - 2),
+        &digits[n - 2..]
+    )
+}
+
+/// The length of the E.164 country code `digits` start with (ITU-T E.164 assignments: one
+/// digit for zones 1 and 7, two or three elsewhere).
+fn country_code_len(digits: &str) -> usize {
+    let d = digits.as_bytes();
+    let second = d.get(1).copied().unwrap_or(b'0');
+    match (d[0], second) {
+        (b'1' | b'7', _) => 1,
+        (b'2', b'0' | b'7') => 2,
+        (b'2', _) => 3,
+        (b'3', b'5' | b'7' | b'8') => 3,
+        (b'3', _) => 2,
+        (b'4', b'2') => 3,
+        (b'4', _) => 2,
+        (b'5', b'0' | b'9') => 3,
+        (b'5', _) => 2,
+        (b'6', b'7' | b'8' | b'9') => 3,
+        (b'6', _) => 2,
+        (b'8', b'1' | b'2' | b'4' | b'6') => 2,
+        (b'8', _) => 3,
+        (b'9', b'6' | b'7' | b'9') => 3,
+        (b'9', _) => 2,
+        _ => 1,
+    }
 }
 
 /// The id of a message, for callers that hold only its text form.
 pub fn parse_id(text: &str) -> Option<MessageId> {
     text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn masked_numbers_keep_their_country_code_and_last_two_digits() {
+        assert_eq!(mask("447700900123"), "44********23");
+        assert_eq!(mask("+447700900123"), "+44********23");
+        assert_eq!(mask("+12025550143"), "+1********43");
+        assert_eq!(mask("79161234567"), "7********67");
+        assert_eq!(mask("353861234567"), "353*******67");
+        assert_eq!(mask("2348031234567"), "234********67");
+        assert_eq!(mask("27821234567"), "27*******67");
+        assert_eq!(mask("8613812345678"), "86*********78");
+        assert_eq!(mask("85291234567"), "852******67");
+        assert_eq!(mask("971501234567"), "971*******67");
+        // Short numbers keep two digits hidden; anything else is starred whole.
+        assert_eq!(mask("35312"), "3**12");
+        assert_eq!(mask("1234"), "****");
+        assert_eq!(mask("Brand"), "*****");
+        assert_eq!(mask("+44 77é"), "*******");
+        assert_eq!(mask(""), "");
+    }
 }

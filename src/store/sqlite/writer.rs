@@ -460,7 +460,10 @@ impl<'c> AcceptStatements<'c> {
     }
 }
 
-#[allow(clippy::ptr_arg, reason = "a writer job takes its request by reference")]
+#[allow(
+    clippy::ptr_arg,
+    reason = "a writer job takes its request by reference"
+)]
 pub(super) fn accept(
     cx: &mut Ctx<'_>,
     batch: &Vec<NewMessage>,
