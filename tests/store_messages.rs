@@ -409,7 +409,7 @@ async fn list_filters_by_state_destination_and_creation_time() {
 fn has_destination_index(dir: &Path) -> bool {
     let conn = rusqlite::Connection::open(dir.join("smppd.db")).unwrap();
     conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_to'",
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dest'",
         [],
         |r| r.get::<_, i64>(0),
     )
@@ -492,6 +492,99 @@ async fn queries_by_destination_answer_alike_with_the_index_dropped_and_rebuilt(
         pages(&store, "+300", None).await,
         [more, ids[6], ids[3], ids[0]]
     );
+}
+
+#[tokio::test]
+async fn queries_by_destination_span_complete_buckets_and_the_newest_messages() {
+    // The destination index takes messages in buckets of 16 384 row numbers; these fill two
+    // buckets and start a third.
+    const TOTAL: usize = 2 * 16_384 + 700;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let open_indexing = |on: bool| {
+        let mut config = SqliteConfig::in_dir(dir.path());
+        config.index_destinations = on;
+        SqliteStore::open_with(
+            config,
+            Arc::new(clock.clone()),
+            Box::new(SplitMix64::new(7)),
+        )
+    };
+    async fn all_to(store: &SqliteStore, to: &str, since: Option<Timestamp>) -> Vec<MessageId> {
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list(ListQuery {
+                    state: None,
+                    to: Some(to.into()),
+                    since,
+                    cursor,
+                    limit: 3,
+                })
+                .await
+                .unwrap();
+            ids.extend(page.messages.iter().map(|m| m.id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return ids,
+            }
+        }
+    }
+
+    let store = open_indexing(true).await.unwrap();
+    // Every 4 000th message goes to +777, the rest to 500 other numbers; a minute passes
+    // between batches of 1 000.
+    let mut to_777 = Vec::new();
+    let mut minute_of_10_000 = None;
+    for first in (0..TOTAL).step_by(1_000) {
+        if first == 10_000 {
+            minute_of_10_000 = Some(smppd::store::Clock::now(&clock));
+        }
+        let batch: Vec<_> = (first..TOTAL.min(first + 1_000))
+            .map(|i| {
+                message(&if i % 4_000 == 1_234 {
+                    "+777".to_owned()
+                } else {
+                    format!("+5{:03}", i % 500)
+                })
+            })
+            .collect();
+        let out = store.accept(batch).await.unwrap();
+        for (k, outcome) in out.iter().enumerate() {
+            if (first + k) % 4_000 == 1_234 {
+                to_777.push(inserted(outcome));
+            }
+        }
+        clock.advance(Duration::from_secs(60));
+    }
+    to_777.reverse();
+    assert_eq!(to_777.len(), 9);
+    assert_eq!(all_to(&store, "+777", None).await, to_777);
+    // Since the batch of message 10 000: the ones from 13 234 on.
+    let since = all_to(&store, "+777", minute_of_10_000).await;
+    assert_eq!(since, to_777[..6]);
+    assert_eq!(all_to(&store, "+5007", None).await.len(), 67);
+    store.close().await.unwrap();
+    // Two complete buckets are in the index (row numbers start at 1); the rest is not yet.
+    let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
+    let (buckets, entries): (i64, i64) = conn
+        .query_row(
+            "SELECT count(DISTINCT bucket), count(*) FROM dest",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((buckets, entries), (2, 2 * 16_384 - 1));
+    drop(conn);
+
+    // Without the index the walk finds the same; turned on again, it is rebuilt.
+    let store = open_indexing(false).await.unwrap();
+    assert_eq!(all_to(&store, "+777", None).await, to_777);
+    store.close().await.unwrap();
+    let store = open_indexing(true).await.unwrap();
+    assert_eq!(all_to(&store, "+777", None).await, to_777);
+    assert_eq!(all_to(&store, "+777", minute_of_10_000).await, to_777[..6]);
 }
 
 #[tokio::test]

@@ -177,7 +177,7 @@ struct Inner {
     gate: Arc<Semaphore>,
     capacity: usize,
     max_backlog: u64,
-    /// Whether `messages_to` exists.
+    /// Whether the destination index (`dest`) exists.
     index_destinations: bool,
     readers: Arc<Readers>,
     counts: Arc<Counts>,
@@ -226,6 +226,7 @@ impl SqliteStore {
             next_rid: opened.next_rid,
             unmatched: opened.unmatched,
             recent: opened.recent,
+            dest_upto: opened.dest_upto,
             clock: Arc::clone(&clock),
             config: config.clone(),
             counts: Arc::clone(&counts),
@@ -371,6 +372,8 @@ struct OpenedWriter {
     unmatched: i64,
     /// Receipt correlation for the parts sent lately, rebuilt from the file.
     recent: RecentParts,
+    /// The first row not yet in the destination index; `None` without one.
+    dest_upto: Option<i64>,
 }
 
 fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
@@ -423,12 +426,18 @@ fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     recent.rebuild(&tx)?;
     tx.commit()?;
+    let dest_upto = if config.index_destinations {
+        Some(schema::dest_upto(&conn)?)
+    } else {
+        None
+    };
     Ok(OpenedWriter {
         conn,
         counts,
         next_rid,
         unmatched,
         recent,
+        dest_upto,
     })
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::rows::{
     self, ATTEMPT_COLUMNS, MESSAGE_COLUMNS, MO_COLUMNS, PART_COLUMNS, SUPPRESSION_COLUMNS,
 };
+use super::schema;
 use crate::store::{
     Cursor, ListQuery, MAX_PAGE, Message, MessageDetail, MessageId, MessageState, Mo, Page,
     Receipt, Recovery, StoreError, Suppression, Timestamp,
@@ -195,7 +196,7 @@ fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail
     })
 }
 
-/// A page of messages; `by_destination` says whether the `messages_to` index exists.
+/// A page of messages; `by_destination` says whether the destination index (`dest`) exists.
 pub(super) fn list(
     conn: &Connection,
     q: &ListQuery,
@@ -212,11 +213,11 @@ pub(super) fn list(
         Some(t) => MessageId::lower_bound(t).to_bytes().to_vec(),
         None => Vec::new(),
     };
+    if by_destination && let Some(to) = &q.to {
+        return by_destination_page(conn, q, to, &upper, &lower, limit);
+    }
     use MessageState as S;
     let (filter, index) = match (q.state, &q.to) {
-        (_, Some(_)) if by_destination => {
-            ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_to")
-        }
         (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_id"),
         (Some(S::Submitting), None) => ("state = 1 AND ?3 = 1", "messages_inflight"),
         (Some(s), None) if s.is_final() => ("state >= 4 AND state = ?3", "messages_final"),
@@ -235,6 +236,11 @@ pub(super) fn list(
         q.to,
         (limit + 1) as i64
     ])?;
+    page(&mut rows_, limit)
+}
+
+/// The page of up to `limit` messages `rows` holds (a row beyond it says there is more).
+fn page(rows_: &mut rusqlite::Rows<'_>, limit: usize) -> Result<Page, StoreError> {
     let mut messages = Vec::with_capacity(limit + 1);
     while let Some(row) = rows_.next()? {
         messages.push(rows::message(row, 0)?);
@@ -246,6 +252,53 @@ pub(super) fn list(
         None
     };
     Ok(Page { messages, next })
+}
+
+/// A page of messages to one destination through `dest`: one seek per bucket from the
+/// newest complete one back to the bucket of the first message since `since` (or the first
+/// bucket), plus the messages after the last complete bucket, read from the table. The rows
+/// are then fetched by row number (`NOT INDEXED`: never a walk of the id index) and ordered.
+fn by_destination_page(
+    conn: &Connection,
+    q: &ListQuery,
+    to: &str,
+    upper: &[u8],
+    lower: &[u8],
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let tail = schema::dest_upto(conn)?;
+    let newest = (tail >> schema::DEST_BUCKET_SHIFT) - 1;
+    let oldest = match q.since {
+        Some(_) => conn
+            .prepare_cached(
+                "SELECT rid FROM messages INDEXED BY messages_id WHERE id >= ?1 \
+                 ORDER BY id LIMIT 1",
+            )?
+            .query_row([lower], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map_or(newest, |rid| rid >> schema::DEST_BUCKET_SHIFT),
+        None => 0,
+    };
+    let sql = format!(
+        "WITH RECURSIVE b(n) AS (SELECT ?6 UNION ALL SELECT n - 1 FROM b WHERE n > ?7) \
+         SELECT {MESSAGE_COLUMNS} FROM messages NOT INDEXED WHERE rid IN ( \
+             SELECT d.rid FROM b JOIN dest AS d ON d.bucket = b.n AND d.to_addr = ?4 \
+             UNION ALL SELECT rid FROM messages NOT INDEXED WHERE rid >= ?8 AND to_addr = ?4) \
+         AND id < ?1 AND id >= ?2 AND (?3 IS NULL OR state = ?3) \
+         ORDER BY id DESC LIMIT +?5"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows_ = stmt.query(params![
+        upper,
+        lower,
+        q.state.map(MessageState::code),
+        to,
+        (limit + 1) as i64,
+        newest,
+        oldest.max(0),
+        tail,
+    ])?;
+    page(&mut rows_, limit)
 }
 
 pub(super) fn receipt_overdue(

@@ -17,7 +17,7 @@
 //! | `messages_waiting (next_at) WHERE state = 2` | receipt deadlines |
 //! | `messages_inflight (id) WHERE state = 1` | recovery, status queries for `submitting` |
 //! | `messages_final (state, id) WHERE state >= 4` | status queries for final states |
-//! | `messages_to (to_addr, id)` | queries by destination (optional, see below) |
+//! | `dest (bucket, to_addr, rid)` (a table, optional, see below) | queries by destination |
 //! | `parts_key (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL` | receipt correlation for parts no longer held in memory |
 //! | `receipts_msg (rid) WHERE rid IS NOT NULL` | a message's receipts, prune |
 //! | `receipts_unmatched (carrier, id_key) WHERE rid IS NULL` | receipt before response |
@@ -34,10 +34,10 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`; a new file runs them all.
-const MIGRATIONS: &[&str] = &[V1, V1_TO_V2, V2_TO_V3];
+const MIGRATIONS: &[&str] = &[V1, V1_TO_V2, V2_TO_V3, V3_TO_V4];
 
 /// The first schema, as the first increment shipped it.
 const V1: &str = "
@@ -171,16 +171,80 @@ DROP INDEX parts_key;
 CREATE INDEX parts_key ON parts (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL;
 ";
 
-/// Creates or drops the destination index as `[store] index_destinations` says. It is the one
-/// index a setting controls: destinations arrive in no order, so each message's entry dirties
-/// a random page of it, which a busy store may not want to pay for. Creating it on a large
-/// file takes a while (once, at open).
+/// Version 4: messages are found by destination through `dest` (see
+/// [`index_destinations`]) instead of an index on `messages`.
+const V3_TO_V4: &str = "
+DROP INDEX IF EXISTS messages_to;
+";
+
+/// log2 of the messages per destination bucket: message row `rid` is in bucket
+/// `rid >> DEST_BUCKET_SHIFT`.
+pub(super) const DEST_BUCKET_SHIFT: u32 = 14;
+/// Messages per destination bucket.
+pub(super) const DEST_BUCKET: i64 = 1 << DEST_BUCKET_SHIFT;
+
+/// Creates or drops the destination index as `[store] index_destinations` says, and brings it
+/// up to the last complete bucket.
+///
+/// Destinations arrive in no order, so an index keyed by destination takes each message's
+/// entry on a random page, which every commit writes whole to the WAL. `dest` is keyed by
+/// (bucket, destination) instead, a bucket being [`DEST_BUCKET`] consecutive row numbers, and
+/// the writer adds a bucket's entries only once the bucket is complete, sorted: they append
+/// to the end of the table. A query by destination seeks once per bucket, and reads the
+/// messages after the last complete bucket from the table itself.
 pub(super) fn index_destinations(conn: &Connection, on: bool) -> Result<(), StoreError> {
-    conn.execute_batch(if on {
-        "CREATE INDEX IF NOT EXISTS messages_to ON messages (to_addr, id);"
-    } else {
-        "DROP INDEX IF EXISTS messages_to;"
-    })?;
+    if !on {
+        conn.execute_batch("DROP TABLE IF EXISTS dest;")?;
+        return Ok(());
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS dest (
+             bucket  INTEGER NOT NULL,
+             to_addr TEXT    NOT NULL,
+             rid     INTEGER NOT NULL,
+             PRIMARY KEY (bucket, to_addr, rid)
+         ) WITHOUT ROWID;",
+    )?;
+    let next_rid: i64 =
+        conn.query_row("SELECT coalesce(max(rid), 0) + 1 FROM messages", [], |r| {
+            r.get(0)
+        })?;
+    let mut upto = dest_upto(conn)?;
+    while upto + DEST_BUCKET <= next_rid {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match add_dest_bucket(conn, upto) {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        upto += DEST_BUCKET;
+    }
+    Ok(())
+}
+
+/// The first row number whose bucket is not in `dest` yet.
+pub(super) fn dest_upto(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT coalesce(max(bucket) + 1, 0) << {DEST_BUCKET_SHIFT} FROM dest"),
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Adds the bucket that starts at row `from` to `dest`, in key order.
+pub(super) fn add_dest_bucket(conn: &Connection, from: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO dest (bucket, to_addr, rid) \
+         SELECT ?1, to_addr, rid FROM messages WHERE rid >= ?2 AND rid < ?3 \
+         ORDER BY to_addr, rid",
+    )?
+    .execute(rusqlite::params![
+        from >> DEST_BUCKET_SHIFT,
+        from,
+        from + DEST_BUCKET
+    ])?;
     Ok(())
 }
 

@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use super::SqliteConfig;
 use super::recent::{self, RecentParts};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::shared::Counts;
+use super::{SqliteConfig, schema};
 use crate::sms::ReceiptStat;
 use crate::store::{
     AcceptOutcome, AfterAttempt, Clock, IdGenerator, Message, MessageId, MessageState, NewMessage,
@@ -181,6 +181,9 @@ pub(super) struct Writer {
     pub(super) unmatched: i64,
     /// Receipt correlation for the parts sent lately (see [`recent`]).
     pub(super) recent: RecentParts,
+    /// The first row whose destination bucket is not indexed yet; `None` without the index
+    /// (see [`schema::index_destinations`]).
+    pub(super) dest_upto: Option<i64>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: SqliteConfig,
     pub(super) counts: Arc<Counts>,
@@ -388,6 +391,17 @@ impl Writer {
         let (deltas, unmatched) = (cx.deltas, cx.unmatched_delta);
         // The statements go back to the cache before the transaction ends.
         drop(cx);
+        // Each destination bucket this transaction completed joins the index, in key order.
+        let mut dest_upto = self.dest_upto;
+        let result = result.and_then(|()| {
+            if let Some(upto) = &mut dest_upto {
+                while *upto + schema::DEST_BUCKET <= self.next_rid {
+                    schema::add_dest_bucket(&self.conn, *upto)?;
+                    *upto += schema::DEST_BUCKET;
+                }
+            }
+            Ok(())
+        });
         if let Err(e) = result.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
             // A failed COMMIT leaves the transaction open; a failed statement may too.
             if !self.conn.is_autocommit() {
@@ -398,6 +412,7 @@ impl Writer {
             return Err(e);
         }
         self.unmatched += unmatched;
+        self.dest_upto = dest_upto;
         Ok(deltas)
     }
 }
@@ -1367,8 +1382,24 @@ pub(super) fn prune(cx: &mut Ctx<'_>, _: &()) -> Result<PruneReport, StoreError>
         )?
         .execute(params![cutoff.as_millis(), limit])? as u64;
 
+    // The destination index forgets a bucket once every message of it is gone, one bucket a
+    // call (stale entries of pruned messages in live buckets match no row).
+    let mut dest_left = false;
+    if cx.config.index_destinations {
+        let dropped = cx
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM dest WHERE bucket = (SELECT min(bucket) FROM dest) \
+                 AND bucket < (SELECT coalesce(min(rid), ?1) FROM messages) >> {}",
+                schema::DEST_BUCKET_SHIFT
+            ))?
+            .execute([*cx.next_rid])?;
+        dest_left = dropped > 0;
+    }
+
     let full = |n: u64| n >= limit as u64;
-    report.more = full(report.messages)
+    report.more = dest_left
+        || full(report.messages)
         || full(report.unmatched_receipts)
         || full(report.idempotency_keys)
         || full(report.mo);
