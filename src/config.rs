@@ -137,9 +137,9 @@ pub struct StoreSection {
     /// The store writer's page cache in MiB (a larger one costs every commit a longer scan;
     /// misses are served by the OS's file cache). Default 16.
     pub cache_mib: u32,
-    /// Index messages by destination, for `GET /messages?to=`. Each message then costs the
-    /// store writer a random page write (about a quarter more per message); without the index
-    /// such a query walks the messages from the newest, bounded by `since`. Default true.
+    /// Index messages by destination, for `GET /messages?to=` (about 1 µs of the store
+    /// writer's time per message); without the index such a query walks the messages from
+    /// the newest, bounded by `since`. Default true.
     pub index_destinations: bool,
 }
 
