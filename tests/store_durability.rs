@@ -596,3 +596,63 @@ async fn a_commit_blocked_by_another_process_fails_loudly_and_the_store_recovers
     store.accept(vec![message("+3", 0)]).await.unwrap();
     assert_eq!(store.counts().await.unwrap().open(), 1);
 }
+
+#[tokio::test]
+async fn prune_forgets_a_destination_bucket_once_all_its_messages_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let config = SqliteConfig {
+        retention: Duration::from_secs(60),
+        ..SqliteConfig::in_dir(dir.path())
+    };
+    let store = open_with(config.clone(), &clock).await;
+    // Row numbers start at 1: bucket 0 holds rows 1..16 383, bucket 1 rows 16 384..32 767.
+    let mut all = Vec::new();
+    for first in (0..32_767).step_by(1_000) {
+        let batch: Vec<_> = (first..(first + 1_000).min(32_767))
+            .map(|i| message(if i % 20_000 == 100 { "+900" } else { "+901" }, 0))
+            .collect();
+        all.extend(ids(&store.accept(batch).await.unwrap()));
+    }
+    let (bucket_0, bucket_1) = all.split_at(16_383);
+    for chunk in bucket_0.chunks(1_000) {
+        let cancels = chunk
+            .iter()
+            .map(|id| Update::Cancel {
+                id: *id,
+                reason: reason("cancelled"),
+            })
+            .collect();
+        store.apply(cancels).await.unwrap();
+    }
+    let to_900 = |store: &SqliteStore| {
+        let query = smppd::store::ListQuery {
+            to: Some("+900".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let store = store.clone();
+        async move {
+            let page = store.list(query).await.unwrap();
+            page.messages.iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        to_900(&store).await,
+        [bucket_1[20_100 - 16_383], bucket_0[100]]
+    );
+
+    clock.advance(Duration::from_secs(61));
+    while store.prune().await.unwrap().more {}
+    assert_eq!(to_900(&store).await, [bucket_1[20_100 - 16_383]]);
+    store.close().await.unwrap();
+    let conn = rusqlite::Connection::open(&config.path).unwrap();
+    let per_bucket: Vec<(i64, i64)> = conn
+        .prepare("SELECT bucket, count(*) FROM dest GROUP BY bucket ORDER BY bucket")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(per_bucket, [(1, 16_384)]);
+}
