@@ -12,8 +12,9 @@
 //! highest rate that still drains), `PIPELINE_SYNC` sets `[store] synchronous` (default
 //! `full`), `PIPELINE_RECENT` sets `[store] recent_parts` (default 500 000),
 //! `PIPELINE_TO_INDEX` `[store] index_destinations` (`true`, the default, or `false`),
-//! `PIPELINE_IDS` the simulator's message id format (`hex`, the default, `decimal` or
-//! `uuid`).
+//! `PIPELINE_CLAIM` `[dispatch] claim_batch` (default 1 000), `PIPELINE_WINDOW` the bind
+//! window (default 100), `PIPELINE_IDS` the simulator's message id format (`hex`, the
+//! default, `decimal` or `uuid`).
 //!
 //! Scenarios (each bounded: sending for a fixed time, at most a fixed count in quick mode,
 //! then at most a drain cap for the pipeline to finish):
