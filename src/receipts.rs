@@ -190,17 +190,7 @@ impl ReceiptBatch {
 /// A receipt stat as a metric label: the standard ones by name, every other value as
 /// `other` (a carrier's own words must not grow the label set without bound).
 fn stat_label(stat: &ReceiptStat) -> &'static str {
-    match stat {
-        ReceiptStat::Enroute => "ENROUTE",
-        ReceiptStat::Delivered => "DELIVRD",
-        ReceiptStat::Expired => "EXPIRED",
-        ReceiptStat::Deleted => "DELETED",
-        ReceiptStat::Undeliverable => "UNDELIV",
-        ReceiptStat::Accepted => "ACCEPTD",
-        ReceiptStat::Unknown => "UNKNOWN",
-        ReceiptStat::Rejected => "REJECTD",
-        ReceiptStat::Other(_) => "other",
-    }
+    stat.standard_name().unwrap_or("other")
 }
 
 /// Reports messages a receipt finished to their webhooks and the log, reading only the

@@ -405,6 +405,48 @@ async fn list_filters_by_state_destination_and_creation_time() {
     assert!(err.is_caller_error());
 }
 
+/// A store on `dir` with the destination index on or off.
+async fn open_indexing(dir: &Path, clock: &ManualClock, on: bool) -> SqliteStore {
+    let mut config = SqliteConfig::in_dir(dir);
+    config.index_destinations = on;
+    SqliteStore::open_with(
+        config,
+        Arc::new(clock.clone()),
+        Box::new(SplitMix64::new(7)),
+    )
+    .await
+    .expect("open store")
+}
+
+/// Every message to `to` (in `state`, since `since`), newest first, read in pages of `limit`.
+async fn all_to(
+    store: &SqliteStore,
+    to: &str,
+    state: Option<MessageState>,
+    since: Option<Timestamp>,
+    limit: usize,
+) -> Vec<MessageId> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list(ListQuery {
+                state,
+                to: Some(to.into()),
+                since,
+                cursor,
+                limit,
+            })
+            .await
+            .unwrap();
+        ids.extend(page.messages.iter().map(|m| m.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+}
+
 /// Whether the file holds the destination index, read from the file itself.
 fn has_destination_index(dir: &Path) -> bool {
     let conn = rusqlite::Connection::open(dir.join("smppd.db")).unwrap();
@@ -421,39 +463,8 @@ fn has_destination_index(dir: &Path) -> bool {
 async fn queries_by_destination_answer_alike_with_the_index_dropped_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(T0));
-    let open_indexing = |on: bool| {
-        let mut config = SqliteConfig::in_dir(dir.path());
-        config.index_destinations = on;
-        SqliteStore::open_with(
-            config,
-            Arc::new(clock.clone()),
-            Box::new(SplitMix64::new(7)),
-        )
-    };
-    // Pages of two through every message to one destination, newest first.
-    async fn pages(store: &SqliteStore, to: &str, state: Option<MessageState>) -> Vec<MessageId> {
-        let mut ids = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store
-                .list(ListQuery {
-                    state,
-                    to: Some(to.into()),
-                    since: None,
-                    cursor,
-                    limit: 2,
-                })
-                .await
-                .unwrap();
-            ids.extend(page.messages.iter().map(|m| m.id));
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return ids,
-            }
-        }
-    }
 
-    let store = open_indexing(true).await.unwrap();
+    let store = open_indexing(dir.path(), &clock, true).await;
     let batch: Vec<_> = (0..9)
         .map(|i| message(if i % 3 == 0 { "+300" } else { "+400" }))
         .collect();
@@ -466,30 +477,30 @@ async fn queries_by_destination_answer_alike_with_the_index_dropped_and_rebuilt(
         .collect();
     store.claim(1).await.unwrap();
     let to_300 = [ids[6], ids[3], ids[0]];
-    assert_eq!(pages(&store, "+300", None).await, to_300);
+    assert_eq!(all_to(&store, "+300", None, None, 2).await, to_300);
     assert_eq!(
-        pages(&store, "+300", Some(MessageState::Accepted)).await,
+        all_to(&store, "+300", Some(MessageState::Accepted), None, 2).await,
         [ids[6], ids[3]]
     );
     store.close().await.unwrap();
     assert!(has_destination_index(dir.path()));
 
-    let store = open_indexing(false).await.unwrap();
+    let store = open_indexing(dir.path(), &clock, false).await;
     assert!(!has_destination_index(dir.path()));
-    assert_eq!(pages(&store, "+300", None).await, to_300);
+    assert_eq!(all_to(&store, "+300", None, None, 2).await, to_300);
     assert_eq!(
-        pages(&store, "+300", Some(MessageState::Accepted)).await,
+        all_to(&store, "+300", Some(MessageState::Accepted), None, 2).await,
         [ids[6], ids[3]]
     );
-    assert_eq!(pages(&store, "+400", None).await.len(), 6);
+    assert_eq!(all_to(&store, "+400", None, None, 2).await.len(), 6);
     let more = inserted(&store.accept(vec![message("+300")]).await.unwrap()[0]);
     store.close().await.unwrap();
 
     // Turned on again, the index is built with the message accepted while it was off.
-    let store = open_indexing(true).await.unwrap();
+    let store = open_indexing(dir.path(), &clock, true).await;
     assert!(has_destination_index(dir.path()));
     assert_eq!(
-        pages(&store, "+300", None).await,
+        all_to(&store, "+300", None, None, 2).await,
         [more, ids[6], ids[3], ids[0]]
     );
 }
@@ -501,38 +512,8 @@ async fn queries_by_destination_span_complete_buckets_and_the_newest_messages() 
     const TOTAL: usize = 2 * 16_384 + 700;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(T0));
-    let open_indexing = |on: bool| {
-        let mut config = SqliteConfig::in_dir(dir.path());
-        config.index_destinations = on;
-        SqliteStore::open_with(
-            config,
-            Arc::new(clock.clone()),
-            Box::new(SplitMix64::new(7)),
-        )
-    };
-    async fn all_to(store: &SqliteStore, to: &str, since: Option<Timestamp>) -> Vec<MessageId> {
-        let mut ids = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store
-                .list(ListQuery {
-                    state: None,
-                    to: Some(to.into()),
-                    since,
-                    cursor,
-                    limit: 3,
-                })
-                .await
-                .unwrap();
-            ids.extend(page.messages.iter().map(|m| m.id));
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return ids,
-            }
-        }
-    }
 
-    let store = open_indexing(true).await.unwrap();
+    let store = open_indexing(dir.path(), &clock, true).await;
     // Every 4 000th message goes to +777, the rest to 500 other numbers; a minute passes
     // between batches of 1 000.
     let mut to_777 = Vec::new();
@@ -560,11 +541,11 @@ async fn queries_by_destination_span_complete_buckets_and_the_newest_messages() 
     }
     to_777.reverse();
     assert_eq!(to_777.len(), 9);
-    assert_eq!(all_to(&store, "+777", None).await, to_777);
+    assert_eq!(all_to(&store, "+777", None, None, 3).await, to_777);
     // Since the batch of message 10 000: the ones from 13 234 on.
-    let since = all_to(&store, "+777", minute_of_10_000).await;
+    let since = all_to(&store, "+777", None, minute_of_10_000, 3).await;
     assert_eq!(since, to_777[..6]);
-    assert_eq!(all_to(&store, "+5007", None).await.len(), 67);
+    assert_eq!(all_to(&store, "+5007", None, None, 3).await.len(), 67);
     store.close().await.unwrap();
     // Two complete buckets are in the index (row numbers start at 1); the rest is not yet.
     let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
@@ -579,12 +560,15 @@ async fn queries_by_destination_span_complete_buckets_and_the_newest_messages() 
     drop(conn);
 
     // Without the index the walk finds the same; turned on again, it is rebuilt.
-    let store = open_indexing(false).await.unwrap();
-    assert_eq!(all_to(&store, "+777", None).await, to_777);
+    let store = open_indexing(dir.path(), &clock, false).await;
+    assert_eq!(all_to(&store, "+777", None, None, 3).await, to_777);
     store.close().await.unwrap();
-    let store = open_indexing(true).await.unwrap();
-    assert_eq!(all_to(&store, "+777", None).await, to_777);
-    assert_eq!(all_to(&store, "+777", minute_of_10_000).await, to_777[..6]);
+    let store = open_indexing(dir.path(), &clock, true).await;
+    assert_eq!(all_to(&store, "+777", None, None, 3).await, to_777);
+    assert_eq!(
+        all_to(&store, "+777", None, minute_of_10_000, 3).await,
+        to_777[..6]
+    );
 }
 
 #[tokio::test]

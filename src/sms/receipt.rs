@@ -78,9 +78,11 @@ impl ReceiptStat {
     }
 }
 
-impl fmt::Display for ReceiptStat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ReceiptStat {
+    /// The stat's Appendix B name (`DELIVRD`, `UNDELIV`, ...); `None` for a value of the
+    /// carrier's own.
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             ReceiptStat::Enroute => "ENROUTE",
             ReceiptStat::Delivered => "DELIVRD",
             ReceiptStat::Expired => "EXPIRED",
@@ -89,8 +91,18 @@ impl fmt::Display for ReceiptStat {
             ReceiptStat::Accepted => "ACCEPTD",
             ReceiptStat::Unknown => "UNKNOWN",
             ReceiptStat::Rejected => "REJECTD",
-            ReceiptStat::Other(s) => s,
+            ReceiptStat::Other(_) => return None,
         })
+    }
+}
+
+impl fmt::Display for ReceiptStat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.standard_name()) {
+            (_, Some(name)) => f.write_str(name),
+            (ReceiptStat::Other(s), None) => f.write_str(s),
+            (_, None) => Ok(()),
+        }
     }
 }
 
