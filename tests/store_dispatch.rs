@@ -647,3 +647,126 @@ async fn counts_follow_every_transition() {
     let store = open(dir.path(), &clock).await;
     assert_eq!(store.counts().await.unwrap(), c);
 }
+
+#[tokio::test]
+async fn a_retry_claimed_after_newer_messages_is_in_doubt_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let old = accept_one(&store, message("+1", 0)).await;
+    store.claim(1).await.unwrap();
+    let retry = Update::AttemptFinished {
+        id: old,
+        attempt: attempt(AttemptOutcome::Transient, Some(CommandStatus::ESME_RSYSERR)),
+        next: AfterAttempt::Retry {
+            at: at(60_000),
+            reason: reason("transient"),
+        },
+    };
+    assert_eq!(apply1(&store, retry).await, UpdateOutcome::Applied);
+    // Newer messages go out and are submitted; then the old one is claimed again, below them.
+    let newer: Vec<MessageId> = store
+        .accept((2..6).map(|i| message(&format!("+{i}"), 0)).collect())
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id().unwrap())
+        .collect();
+    assert_eq!(store.claim(10).await.unwrap().len(), 4);
+    for (i, id) in newer.iter().enumerate() {
+        let out = store
+            .apply(vec![
+                Update::PartSubmitted {
+                    id: *id,
+                    part: 0,
+                    carrier: "acme".into(),
+                    bind: "acme-1".into(),
+                    carrier_message_id: format!("{i}"),
+                    key: normalize_message_id(&format!("{i}"), IdFormat::Decimal),
+                },
+                Update::AttemptFinished {
+                    id: *id,
+                    attempt: attempt(AttemptOutcome::Accepted, Some(CommandStatus::ESME_ROK)),
+                    next: AfterAttempt::Submitted {
+                        receipt_deadline: at(72 * 3600 * 1000),
+                    },
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(out, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
+    }
+    clock.set(at(60_000));
+    let again = store.claim(10).await.unwrap();
+    assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), [old]);
+    drop(store); // no close()
+
+    let store = open(dir.path(), &clock).await;
+    let rec = store.recover().await.unwrap();
+    let in_doubt: Vec<_> = rec.in_doubt.iter().map(|d| d.message.id).collect();
+    assert_eq!(in_doubt, [old]);
+    assert_eq!(rec.awaiting_receipts, 4);
+    // Its second attempt is recorded as the second, and a part of it may be written.
+    let out = store
+        .apply(vec![
+            Update::PartSubmitted {
+                id: old,
+                part: 0,
+                carrier: "acme".into(),
+                bind: "acme-1".into(),
+                carrier_message_id: "99".into(),
+                key: normalize_message_id("99", IdFormat::Decimal),
+            },
+            Update::AttemptFinished {
+                id: old,
+                attempt: attempt(AttemptOutcome::Accepted, Some(CommandStatus::ESME_ROK)),
+                next: AfterAttempt::Submitted {
+                    receipt_deadline: at(72 * 3600 * 1000),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
+    let d = store.get(old).await.unwrap().unwrap();
+    assert_eq!(
+        d.attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(d.parts[0].carrier_message_id.as_deref(), Some("99"));
+    // Submitted, it is no longer in doubt at the next start.
+    store.close().await.unwrap();
+    let store = open(dir.path(), &clock).await;
+    assert!(store.recover().await.unwrap().in_doubt.is_empty());
+}
+
+#[tokio::test]
+async fn a_part_of_a_message_that_is_not_submitting_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = accept_one(&store, message("+1", 0)).await;
+    store.claim(1).await.unwrap();
+    let finish = Update::Finish {
+        id,
+        state: FinalState::Failed,
+        reason: reason("no_route"),
+    };
+    assert_eq!(apply1(&store, finish).await, UpdateOutcome::Applied);
+    // A late response for a finished message is not recorded.
+    let part = Update::PartSubmitted {
+        id,
+        part: 0,
+        carrier: "acme".into(),
+        bind: "acme-1".into(),
+        carrier_message_id: "5".into(),
+        key: normalize_message_id("5", IdFormat::Decimal),
+    };
+    assert_eq!(
+        apply1(&store, part).await,
+        UpdateOutcome::NotAllowed {
+            state: MessageState::Failed
+        }
+    );
+    assert!(store.get(id).await.unwrap().unwrap().parts.is_empty());
+}

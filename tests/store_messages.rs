@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use smppd::sms::Encoding;
 use smppd::store::{
-    AcceptOutcome, ListQuery, ManualClock, MessageId, MessageState, NewMessage, Priority,
-    SplitMix64, SqliteConfig, SqliteStore, Store, StoreError, SuppressionSource, Timestamp,
+    AcceptOutcome, FinalState, ListQuery, ManualClock, MessageId, MessageState, NewMessage,
+    Priority, Reason, SplitMix64, SqliteConfig, SqliteStore, Store, StoreError, SuppressionSource,
+    Timestamp, Update, UpdateOutcome,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -394,6 +395,32 @@ async fn list_filters_by_state_destination_and_creation_time() {
         .await
         .unwrap();
     assert!(none.messages.is_empty() && none.next.is_none());
+
+    // Delivered is found by walking the ids, the other final states through their index.
+    let outcomes = store
+        .apply(vec![
+            Update::Finish {
+                id: ids[0],
+                state: FinalState::Delivered,
+                reason: Reason::new("DELIVRD", "delivered"),
+            },
+            Update::Cancel {
+                id: ids[1],
+                reason: Reason::new("cancelled", "by the producer"),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
+    for (state, want) in [
+        (MessageState::Delivered, vec![ids[0]]),
+        (MessageState::Cancelled, vec![ids[1]]),
+        (MessageState::Submitting, vec![early]),
+        (MessageState::Failed, vec![]),
+    ] {
+        let page = store.list(q(Some(state), None, None)).await.unwrap();
+        assert_eq!(page_ids(page), want, "{state}");
+    }
 
     let err = store
         .list(ListQuery {

@@ -4,6 +4,7 @@
 //! and indexes, and [`writer`] for the commit loop.
 
 mod checkpoint;
+mod inflight;
 mod read;
 mod recent;
 mod rows;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 use self::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT};
+use self::inflight::InFlight;
 use self::read::Readers;
 use self::recent::RecentParts;
 use self::shared::Counts;
@@ -226,6 +228,7 @@ impl SqliteStore {
             next_rid: opened.next_rid,
             unmatched: opened.unmatched,
             recent: opened.recent,
+            inflight: opened.inflight,
             dest_upto: opened.dest_upto,
             clock: Arc::clone(&clock),
             config: config.clone(),
@@ -372,6 +375,8 @@ struct OpenedWriter {
     unmatched: i64,
     /// Receipt correlation for the parts sent lately, rebuilt from the file.
     recent: RecentParts,
+    /// The messages in `submitting`, read from the file.
+    inflight: InFlight,
     /// The first row not yet in the destination index; `None` without one.
     dest_upto: Option<i64>,
 }
@@ -425,6 +430,7 @@ fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
     let mut recent = RecentParts::new(config.recent_parts);
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     recent.rebuild(&tx)?;
+    let inflight = InFlight::load(&tx)?;
     tx.commit()?;
     let dest_upto = if config.index_destinations {
         Some(schema::dest_upto(&conn)?)
@@ -437,6 +443,7 @@ fn open_writer(config: &SqliteConfig) -> Result<OpenedWriter, StoreError> {
         next_rid,
         unmatched,
         recent,
+        inflight,
         dest_upto,
     })
 }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::rows::{
     self, ATTEMPT_COLUMNS, MESSAGE_COLUMNS, MO_COLUMNS, PART_COLUMNS, SUPPRESSION_COLUMNS,
 };
-use super::schema;
+use super::{inflight, schema};
 use crate::store::{
     Cursor, ListQuery, MAX_PAGE, Message, MessageDetail, MessageId, MessageState, Mo, Page,
     Receipt, Recovery, StoreError, Suppression, Timestamp,
@@ -219,8 +219,9 @@ pub(super) fn list(
     use MessageState as S;
     let (filter, index) = match (q.state, &q.to) {
         (_, Some(_)) => ("to_addr = ?4 AND (?3 IS NULL OR state = ?3)", "messages_id"),
-        (Some(S::Submitting), None) => ("state = 1 AND ?3 = 1", "messages_inflight"),
-        (Some(s), None) if s.is_final() => ("state >= 4 AND state = ?3", "messages_final"),
+        (Some(s), None) if s.is_final() && s != S::Delivered => {
+            ("state >= 5 AND state = ?3", "messages_ended")
+        }
         (Some(_), None) => ("state = ?3", "messages_id"),
         (None, None) => ("?3 IS NULL", "messages_id"),
     };
@@ -324,11 +325,12 @@ pub(super) fn recover(conn: &Connection) -> Result<Recovery, StoreError> {
     snapshot(conn, |conn| {
         let mut in_doubt = Vec::new();
         {
+            // Read by row number from the floor (see `inflight`).
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT rid, {MESSAGE_COLUMNS} FROM messages INDEXED BY messages_inflight \
-                 WHERE state = 1 ORDER BY id"
+                "SELECT rid, {MESSAGE_COLUMNS} FROM messages NOT INDEXED \
+                 WHERE rid >= ?1 AND state = 1 ORDER BY id"
             ))?;
-            let mut q = stmt.query([])?;
+            let mut q = stmt.query([inflight::floor(conn)?])?;
             let mut found = Vec::new();
             while let Some(row) = q.next()? {
                 found.push((row.get::<_, i64>(0)?, rows::message(row, 1)?));

@@ -39,11 +39,12 @@ pub(super) type PartRow = (i64, u16);
 pub(super) const SPILL: &str = "UPDATE OR FAIL parts SET indexed = 1 \
      WHERE rid = ?1 AND idx = ?2 AND indexed = 0 AND id_key IS NOT NULL";
 
-/// The parts the table holds when it is built: those of messages in state ?1 (`submitting` or
-/// `submitted`, each through its own partial index) not yet in the on-disk index.
+/// The parts the table holds when it is built: those of messages in `submitting` (found from
+/// the floor ?1, see [`inflight`](super::inflight)) or `submitted` not yet in the on-disk
+/// index.
 const UNINDEXED_SUBMITTING: &str = "SELECT p.rid, p.idx, p.carrier, p.id_key, p.state \
-     FROM messages AS m INDEXED BY messages_inflight JOIN parts AS p ON p.rid = m.rid \
-     WHERE m.state = 1 AND p.indexed = 0 AND p.id_key IS NOT NULL";
+     FROM messages AS m NOT INDEXED JOIN parts AS p ON p.rid = m.rid \
+     WHERE m.rid >= ?1 AND m.state = 1 AND p.indexed = 0 AND p.id_key IS NOT NULL";
 const UNINDEXED_SUBMITTED: &str = "SELECT p.rid, p.idx, p.carrier, p.id_key, p.state \
      FROM messages AS m INDEXED BY messages_waiting JOIN parts AS p ON p.rid = m.rid \
      WHERE m.state = 2 AND p.indexed = 0 AND p.id_key IS NOT NULL";
@@ -193,9 +194,10 @@ impl RecentParts {
         self.order.clear();
         self.finished = Finished::new();
         let mut waiting: Vec<(i64, u16, u64)> = Vec::new();
-        for sql in [UNINDEXED_SUBMITTING, UNINDEXED_SUBMITTED] {
+        let floor = super::inflight::floor(conn)?;
+        let mut read = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
             let mut stmt = conn.prepare(sql)?;
-            let mut q = stmt.query([])?;
+            let mut q = stmt.query(params)?;
             while let Some(row) = q.next()? {
                 let carrier: String = row.get(2)?;
                 let key: String = row.get(3)?;
@@ -205,7 +207,10 @@ impl RecentParts {
                     hash(&carrier, &key),
                 ));
             }
-        }
+            Ok::<_, StoreError>(())
+        };
+        read(UNINDEXED_SUBMITTING, &[&floor])?;
+        read(UNINDEXED_SUBMITTED, &[])?;
         // Oldest first, so the newest stay if they do not all fit.
         waiting.sort_unstable();
         let mut spill = conn.prepare_cached(SPILL)?;

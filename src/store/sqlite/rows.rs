@@ -74,6 +74,10 @@ pub(super) fn u16_of(value: i64, what: &str) -> Result<u16, StoreError> {
     int(value, what)
 }
 
+pub(super) fn u32_of(value: i64, what: &str) -> Result<u32, StoreError> {
+    int(value, what)
+}
+
 fn ts(value: i64) -> Timestamp {
     Timestamp::from_millis(value)
 }

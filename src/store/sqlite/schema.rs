@@ -15,8 +15,7 @@
 //! | `messages_id (id)` (unique) | paging (ids are time-ordered), prune by age |
 //! | `messages_ready (priority, next_at) WHERE state IN (0,3)` | the ready queue (claims) |
 //! | `messages_waiting (next_at) WHERE state = 2` | receipt deadlines |
-//! | `messages_inflight (id) WHERE state = 1` | recovery, status queries for `submitting` |
-//! | `messages_final (state, id) WHERE state >= 4` | status queries for final states |
+//! | `messages_ended (state, id) WHERE state >= 5` | status queries for final states but `delivered` |
 //! | `dest (bucket, to_addr, rid)` (a table, optional, see below) | queries by destination |
 //! | `parts_key (carrier, id_key) WHERE indexed = 1 AND id_key IS NOT NULL` | receipt correlation for parts no longer held in memory |
 //! | `receipts_msg (rid) WHERE rid IS NOT NULL` | a message's receipts, prune |
@@ -25,19 +24,23 @@
 //!
 //! The partial indexes stay small, and each transition touches at most two of them: an entry
 //! lives only while its row is in that state. (A full `(state, id)` index would be rewritten on
-//! every transition; the bench showed it costing about a tenth of the write cycle.) Status
-//! queries for `accepted`, `retrying` and `submitted` walk the id index from the newest
-//! message, which is quick because such messages are recent; with `since` the walk is bounded.
+//! every transition; the bench showed it costing about a tenth of the write cycle.) The
+//! common path of a message touches only `messages_ready` and `messages_waiting`: the
+//! messages in `submitting` are held in memory by the writer (see
+//! [`inflight`](super::inflight)), and `delivered` has no index. Status queries for
+//! `accepted`, `submitting`, `retrying` and `submitted` walk the id index from the newest
+//! message, which is quick because such messages are recent; so do those for `delivered`,
+//! which nearly every finished message is. With `since` the walk is bounded.
 
 use rusqlite::Connection;
 
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[n]` takes a file from version `n` to `n + 1`; a new file runs them all.
-const MIGRATIONS: &[&str] = &[V1, V1_TO_V2, V2_TO_V3, V3_TO_V4];
+const MIGRATIONS: &[&str] = &[V1, V1_TO_V2, V2_TO_V3, V3_TO_V4, V4_TO_V5];
 
 /// The first schema, as the first increment shipped it.
 const V1: &str = "
@@ -175,6 +178,19 @@ CREATE INDEX parts_key ON parts (carrier, id_key) WHERE indexed = 1 AND id_key I
 /// [`index_destinations`]) instead of an index on `messages`.
 const V3_TO_V4: &str = "
 DROP INDEX IF EXISTS messages_to;
+";
+
+/// Version 5: the messages in `submitting` are held in memory by the writer, found after a
+/// crash from the floor `submitting_floor` in `meta` (see [`inflight`](super::inflight)),
+/// not through an index; and the index of final messages leaves out `delivered`, the state
+/// nearly every message ends in, which status queries find by walking the id index.
+const V4_TO_V5: &str = "
+INSERT OR REPLACE INTO meta (k, v) VALUES ('submitting_floor', coalesce(
+    (SELECT min(rid) FROM messages INDEXED BY messages_inflight WHERE state = 1),
+    (SELECT coalesce(max(rid), 0) + 1 FROM messages)));
+DROP INDEX messages_inflight;
+DROP INDEX messages_final;
+CREATE INDEX messages_ended ON messages (state, id) WHERE state >= 5;
 ";
 
 /// log2 of the messages per destination bucket: message row `rid` is in bucket
@@ -321,6 +337,33 @@ mod tests {
     }
 
     #[test]
+    fn version_5_sets_the_submitting_floor_from_the_file() {
+        for (states, floor) in [(&[4, 1, 2, 1][..], 2), (&[4, 2][..], 3), (&[][..], 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut conn = Connection::open(dir.path().join("v4.db")).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 4").unwrap();
+            for (rid, state) in states.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO messages (rid, id, state, priority, created_at, updated_at, \
+                     expires_at, parts, encoding, to_addr, from_addr, body) \
+                     VALUES (?1, ?2, ?3, 1, 0, 0, 0, 1, 0, '+1', 'acme', 'hi')",
+                    rusqlite::params![rid as i64 + 1, vec![rid as u8; 16], state],
+                )
+                .unwrap();
+            }
+            migrate(&mut conn).unwrap();
+            assert_eq!(
+                super::super::inflight::floor(&conn).unwrap(),
+                floor,
+                "{states:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_version_1_file_is_upgraded() {
         let (_dir, mut conn) = version_1_file();
         migrate(&mut conn).unwrap();
@@ -334,8 +377,10 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert!(indexes.contains(&"messages_inflight".to_owned()));
-        assert!(!indexes.contains(&"messages_state".to_owned()));
+        assert!(indexes.contains(&"messages_ended".to_owned()));
+        for gone in ["messages_state", "messages_inflight", "messages_final"] {
+            assert!(!indexes.contains(&gone.to_owned()), "{gone}");
+        }
     }
 
     #[test]

@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql, params, params_from_iter};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use super::inflight::{Claim, InFlight};
 use super::recent::{self, RecentParts};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::shared::Counts;
@@ -130,6 +131,8 @@ pub(super) struct Ctx<'a> {
     deltas: [i64; 10],
     /// Receipt correlation for the parts sent lately.
     recent: &'a mut RecentParts,
+    /// The messages in `submitting`.
+    inflight: &'a mut InFlight,
     config: &'a SqliteConfig,
     /// The update statements, taken from the connection's cache once per transaction: the
     /// cache hashes a statement's whole text each time one is taken or given back, and the
@@ -181,6 +184,8 @@ pub(super) struct Writer {
     pub(super) unmatched: i64,
     /// Receipt correlation for the parts sent lately (see [`recent`]).
     pub(super) recent: RecentParts,
+    /// The messages in `submitting` (see [`inflight`](super::inflight)).
+    pub(super) inflight: InFlight,
     /// The first row whose destination bucket is not indexed yet; `None` without the index
     /// (see [`schema::index_destinations`]).
     pub(super) dest_upto: Option<i64>,
@@ -360,11 +365,20 @@ impl Writer {
         }
     }
 
+    /// Rebuilds what memory holds of the file after a rolled-back transaction.
+    fn rebuild_stale(&mut self) -> Result<(), StoreError> {
+        if self.recent.is_stale() {
+            self.recent.rebuild(&self.conn)?;
+        }
+        if self.inflight.is_stale() {
+            self.inflight.rebuild(&self.conn)?;
+        }
+        Ok(())
+    }
+
     fn run_batch(&mut self, batch: &mut [Box<dyn Task>]) -> Result<[i64; 10], StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        if self.recent.is_stale()
-            && let Err(e) = self.recent.rebuild(&self.conn)
-        {
+        if let Err(e) = self.rebuild_stale() {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e);
         }
@@ -377,6 +391,7 @@ impl Writer {
             unmatched_delta: 0,
             deltas: [0; 10],
             recent: &mut self.recent,
+            inflight: &mut self.inflight,
             config: &self.config,
             updates: None,
             accepts: None,
@@ -393,6 +408,7 @@ impl Writer {
         drop(cx);
         // Each destination bucket this transaction completed joins the index, in key order.
         let mut dest_upto = self.dest_upto;
+        let mut floor = None;
         let result = result.and_then(|()| {
             if let Some(upto) = &mut dest_upto {
                 while *upto + schema::DEST_BUCKET <= self.next_rid {
@@ -400,6 +416,7 @@ impl Writer {
                     *upto += schema::DEST_BUCKET;
                 }
             }
+            floor = Some(self.inflight.write_floor(&self.conn, self.next_rid)?);
             Ok(())
         });
         if let Err(e) = result.and_then(|()| Ok(self.conn.execute_batch("COMMIT")?)) {
@@ -407,9 +424,14 @@ impl Writer {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
-            // The table may hold parts the rollback took away, or miss ones it brought back.
+            // The table may hold parts the rollback took away, or miss ones it brought back;
+            // likewise the claims.
             self.recent.invalidate();
+            self.inflight.invalidate();
             return Err(e);
+        }
+        if let Some(floor) = floor {
+            self.inflight.committed(floor);
         }
         self.unmatched += unmatched;
         self.dest_upto = dest_upto;
@@ -603,8 +625,16 @@ pub(super) fn claim(cx: &mut Ctx<'_>, limit: &usize) -> Result<Vec<Message>, Sto
         while let Some(row) = q.next()? {
             let message = rows::message(row, 2)?;
             let next_at = message.next_attempt_at.map_or(0, Timestamp::as_millis);
+            let rid: i64 = row.get(0)?;
             cx.moved(Some(rows::state(row.get(1)?)?), Some(message.state));
-            level.push((next_at, row.get(0)?, message));
+            cx.inflight.claimed(
+                rid,
+                Claim {
+                    id: message.id.to_bytes(),
+                    attempts: message.attempts,
+                },
+            );
+            level.push((next_at, rid, message));
         }
         level.sort_by_key(|(next_at, rid, _)| (*next_at, *rid));
         out.extend(level.into_iter().map(|(_, _, m)| m));
@@ -632,11 +662,24 @@ const COUNT_IN_DOUBT: &str = "UPDATE OR FAIL messages SET in_doubt = in_doubt + 
 const INSERT_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, parts, \
      status, outcome, detail, started_at, ended_at) \
      SELECT ?1, attempts, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM messages WHERE rid = ?1";
+/// Records attempt number ?10, known from the claim.
+const INSERT_NUMBERED_ATTEMPT: &str = "INSERT OR FAIL INTO attempts (rid, n, carrier, bind, \
+     parts, status, outcome, detail, started_at, ended_at) \
+     VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 /// Records a part of a message that exists and is not final.
 const UPSERT_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
      carrier_id, id_key, status, submitted_at, updated_at, indexed) \
      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0 \
      WHERE EXISTS (SELECT 1 FROM messages WHERE rid = ?1 AND id = ?11 AND state < 4) \
+     ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, \
+     carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
+     id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
+     receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
+     updated_at = excluded.updated_at, indexed = 0";
+/// [`UPSERT_PART`] for a message known to be `submitting` (so it exists and is not final).
+const UPSERT_CLAIMED_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, carrier, bind, \
+     carrier_id, id_key, status, submitted_at, updated_at, indexed) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0) \
      ON CONFLICT (rid, idx) DO UPDATE SET state = excluded.state, \
      carrier = excluded.carrier, bind = excluded.bind, carrier_id = excluded.carrier_id, \
      id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
@@ -665,7 +708,9 @@ struct UpdateStatements<'c> {
     after: CachedStatement<'c>,
     in_doubt: CachedStatement<'c>,
     attempt: CachedStatement<'c>,
+    numbered_attempt: CachedStatement<'c>,
     part: CachedStatement<'c>,
+    claimed_part: CachedStatement<'c>,
     unmatched: CachedStatement<'c>,
 }
 
@@ -680,6 +725,12 @@ struct Transition<'r> {
     /// The state of `from` the message is most likely in: tried alone first, so the state
     /// it left is known without reading it back.
     likely: Option<MessageState>,
+}
+
+/// What a transition left.
+struct Left {
+    /// The claim, when it left `submitting` and memory held it.
+    claim: Option<Claim>,
 }
 
 /// Where a message lives: its row number, and the whole id to check there.
@@ -707,9 +758,27 @@ impl<'c> UpdateStatements<'c> {
             after: conn.prepare_cached(AFTER_TRANSITION)?,
             in_doubt: conn.prepare_cached(COUNT_IN_DOUBT)?,
             attempt: conn.prepare_cached(INSERT_ATTEMPT)?,
+            numbered_attempt: conn.prepare_cached(INSERT_NUMBERED_ATTEMPT)?,
             part: conn.prepare_cached(UPSERT_PART)?,
+            claimed_part: conn.prepare_cached(UPSERT_CLAIMED_PART)?,
             unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
         })
+    }
+
+    /// Writes a part (`values` are parameters 1 to 10 of [`UPSERT_PART`]) if its message
+    /// exists and is not final; the number of rows written.
+    fn write_part(
+        &mut self,
+        cx: &Ctx<'_>,
+        at: Row,
+        values: &[&dyn ToSql; 10],
+    ) -> Result<usize, StoreError> {
+        if cx.inflight.holds(at.rid, &at.id) {
+            return Ok(self.claimed_part.execute(&values[..])?);
+        }
+        let id: &[u8] = &at.id;
+        let all = values.iter().copied().chain([&id as &dyn ToSql]);
+        Ok(self.part.execute(params_from_iter(all))?)
     }
 
     /// Why an update matched no row: the message is missing, or its state forbids it.
@@ -726,13 +795,13 @@ impl<'c> UpdateStatements<'c> {
         })
     }
 
-    /// Makes `t`; `false` if the state did not allow it.
+    /// Makes `t`; `None` if the state did not allow it.
     fn transition(
         &mut self,
         cx: &mut Ctx<'_>,
         at: Row,
         t: Transition<'_>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Left>, StoreError> {
         let (set_reason, code, text) = match t.reason {
             Some(r) => (true, Some(r.code.as_str()), Some(r.text.as_str())),
             None => (false, None, None),
@@ -758,22 +827,23 @@ impl<'c> UpdateStatements<'c> {
         {
             left = Some(likely);
         } else if run(mask(t.from))? == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         if t.to.is_final() {
             cx.recent.finished(at.rid);
         }
-        if let Some(likely) = left {
-            cx.moved(Some(likely), Some(t.to));
-            return Ok(true);
-        }
         // From a single state the old state is known; otherwise read what the UPDATE kept.
-        let prev = match t.from {
-            [only] => *only,
-            _ => rows::state(self.after.query_row([at.rid], |row| row.get::<_, i64>(0))?)?,
+        let from = match (left, t.from) {
+            (Some(likely), _) => likely,
+            (None, [only]) => *only,
+            (None, _) => rows::state(self.after.query_row([at.rid], |row| row.get::<_, i64>(0))?)?,
         };
-        cx.moved(Some(prev), Some(t.to));
-        Ok(true)
+        cx.moved(Some(from), Some(t.to));
+        let claim = match from {
+            MessageState::Submitting => cx.inflight.left(at.rid),
+            _ => None,
+        };
+        Ok(Some(Left { claim }))
     }
 }
 
@@ -814,19 +884,22 @@ fn apply_one(
             carrier_message_id,
             key,
         } => {
-            let written = st.part.execute(params![
-                at.rid,
-                part,
-                PartState::Submitted.code(),
-                carrier,
-                bind,
-                carrier_message_id,
-                key.as_str(),
-                0,
-                now.as_millis(),
-                now.as_millis(),
-                &at.id[..],
-            ])?;
+            let written = st.write_part(
+                cx,
+                at,
+                &[
+                    &at.rid,
+                    part,
+                    &PartState::Submitted.code(),
+                    carrier,
+                    bind,
+                    carrier_message_id,
+                    &key.as_str(),
+                    &0,
+                    &now.as_millis(),
+                    &now.as_millis(),
+                ],
+            )?;
             if written == 0 {
                 return st.refused(at);
             }
@@ -871,19 +944,22 @@ fn apply_one(
             status,
             ..
         } => {
-            let written = st.part.execute(params![
-                at.rid,
-                part,
-                PartState::Rejected.code(),
-                carrier,
-                bind,
-                None::<&str>,
-                None::<&str>,
-                status.0,
-                None::<i64>,
-                now.as_millis(),
-                &at.id[..],
-            ])?;
+            let written = st.write_part(
+                cx,
+                at,
+                &[
+                    &at.rid,
+                    part,
+                    &PartState::Rejected.code(),
+                    carrier,
+                    bind,
+                    &None::<&str>,
+                    &None::<&str>,
+                    &status.0,
+                    &None::<i64>,
+                    &now.as_millis(),
+                ],
+            )?;
             if written == 0 {
                 return st.refused(at);
             }
@@ -906,10 +982,10 @@ fn apply_one(
                 add_attempt: true,
                 likely: None,
             };
-            if !st.transition(cx, at, t)? {
+            let Some(left) = st.transition(cx, at, t)? else {
                 return st.refused(at);
-            }
-            let recorded = st.attempt.execute(params![
+            };
+            let row = params![
                 at.rid,
                 attempt.carrier,
                 attempt.bind,
@@ -919,7 +995,17 @@ fn apply_one(
                 attempt.detail,
                 attempt.started_at.as_millis(),
                 attempt.ended_at.as_millis(),
-            ])?;
+            ];
+            // Numbered by the claim's count when memory held it; else by the row's.
+            let recorded = match left.claim {
+                Some(claim) => {
+                    let n = i64::from(claim.attempts) + 1;
+                    st.numbered_attempt.execute(params_from_iter(
+                        row.iter().copied().chain([&n as &dyn ToSql]),
+                    ))?
+                }
+                None => st.attempt.execute(row)?,
+            };
             if recorded != 1 {
                 return Err(rows::corrupt("the message vanished inside its transaction"));
             }
@@ -936,7 +1022,7 @@ fn apply_one(
                 add_attempt: false,
                 likely: None,
             };
-            let done = st.transition(cx, at, t)?;
+            let done = st.transition(cx, at, t)?.is_some();
             applied(done, st)
         }
         Update::Release { at: when, .. } => {
@@ -962,7 +1048,7 @@ fn apply_one(
                 add_attempt: false,
                 likely: None,
             };
-            if st.transition(cx, at, t)? {
+            if st.transition(cx, at, t)?.is_some() {
                 Ok(UpdateOutcome::Applied)
             } else {
                 Ok(UpdateOutcome::NotAllowed {
@@ -980,7 +1066,7 @@ fn apply_one(
                 // Most messages end on a receipt.
                 likely: Some(S::Submitted),
             };
-            let done = st.transition(cx, at, t)?;
+            let done = st.transition(cx, at, t)?.is_some();
             applied(done, st)
         }
         Update::InDoubtResubmit { .. } => {
@@ -1002,7 +1088,7 @@ fn apply_one(
                 add_attempt: false,
                 likely: None,
             };
-            let done = st.transition(cx, at, t)?;
+            let done = st.transition(cx, at, t)?.is_some();
             applied(done, st)
         }
     }
@@ -1267,7 +1353,7 @@ pub(super) fn receipts(
                 add_attempt: false,
                 likely: None,
             };
-            if st.transition(cx, at, t)? {
+            if st.transition(cx, at, t)?.is_some() {
                 matched.finished = Some((state, reason));
             }
         }
