@@ -315,7 +315,10 @@ impl Dispatcher {
                 };
                 let this = self.clone();
                 tracker.spawn(async move {
-                    this.handle(message).await;
+                    // An attempt's future is large (it awaits the carrier and the store).
+                    // Boxed, it is moved once, not at every step of spawning, polling and
+                    // finishing the task.
+                    Box::pin(this.handle(message)).await;
                     drop(permit);
                 });
             }
