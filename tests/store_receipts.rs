@@ -664,6 +664,100 @@ async fn a_rollup_rule_finishes_the_message_in_the_receipts_own_commit() {
 }
 
 #[tokio::test]
+async fn the_part_of_a_one_part_message_shows_the_receipt_that_finished_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "d0", hex("d0")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rule = finish_when_all_final(Arc::clone(&asked));
+    let mut undeliv = receipt("acme", "d0", hex("d0"), ReceiptStat::Undeliverable);
+    undeliv.err = Some("042".into());
+    let out = store
+        .store_receipts_rolling_up(vec![undeliv], Some(rule))
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(m) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(m.finished.as_ref().map(|f| f.0), Some(FinalState::Failed));
+    assert_eq!(m.parts[0].state, PartState::Undelivered);
+
+    // The commit that finished the message left the part's row as the submission wrote it;
+    // the part is read with its receipt.
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Failed);
+    let p = &d.parts[0];
+    assert_eq!(p.state, PartState::Undelivered);
+    assert_eq!(p.receipt_stat, Some(ReceiptStat::Undeliverable));
+    assert_eq!(p.receipt_err.as_deref(), Some("042"));
+    assert_eq!(p.receipt_at, Some(at(2_000)));
+    assert_eq!(p.updated_at, at(2_000));
+
+    // A late intermediate receipt changes nothing; it is written onto the part now, and the
+    // part still reads the same.
+    clock.advance(Duration::from_secs(1));
+    store
+        .store_receipts(vec![receipt("acme", "d0", hex("d0"), ReceiptStat::Enroute)])
+        .await
+        .unwrap();
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.parts[0].state, PartState::Undelivered);
+    assert_eq!(d.parts[0].receipt_stat, Some(ReceiptStat::Undeliverable));
+    assert_eq!(d.receipts.len(), 2);
+}
+
+#[tokio::test]
+async fn a_part_sent_again_is_not_read_with_the_receipts_of_its_first_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "e0", hex("e0")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    // A retryable failure: the rule leaves it to the caller, which schedules a retry.
+    store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "e0", hex("e0"), ReceiptStat::Expired)],
+            Some(Arc::new(|_: &str, _: &ReceiptMatch| None)),
+        )
+        .await
+        .unwrap();
+    let retry = Update::ScheduleRetry {
+        id,
+        at: at(0),
+        reason: Reason::new("EXPIRED", "expired"),
+    };
+    store.apply(vec![retry]).await.unwrap();
+    assert_eq!(store.claim(1).await.unwrap().len(), 1);
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "e1", hex("e1")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Submitted);
+    assert_eq!(d.parts[0].state, PartState::Submitted);
+    assert_eq!(d.parts[0].receipt_stat, None);
+    assert_eq!(d.receipts.len(), 1);
+}
+
+#[tokio::test]
 async fn a_rollup_rule_is_not_asked_about_a_message_still_being_submitted() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(0));

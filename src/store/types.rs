@@ -307,6 +307,16 @@ impl PartState {
         }
     }
 
+    /// The state after a receipt with this stat, or `None` if the receipt leaves the part as
+    /// it is (an intermediate receipt after a final one).
+    pub fn with_receipt(self, stat: &ReceiptStat) -> Option<PartState> {
+        match PartState::after_receipt(stat) {
+            Some(state) => Some(state),
+            None if self.has_final_receipt() => None,
+            None => Some(self),
+        }
+    }
+
     /// True once a final receipt arrived (delivered or undelivered).
     pub fn has_final_receipt(self) -> bool {
         matches!(self, PartState::Delivered | PartState::Undelivered)

@@ -14,7 +14,7 @@ use super::rows::{
 };
 use super::{inflight, schema};
 use crate::store::{
-    Cursor, ListQuery, MAX_PAGE, Message, MessageDetail, MessageId, MessageState, Mo, Page,
+    Cursor, ListQuery, MAX_PAGE, Message, MessageDetail, MessageId, MessageState, Mo, Page, Part,
     Receipt, Recovery, StoreError, Suppression, Timestamp,
 };
 
@@ -188,6 +188,7 @@ fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail
                 .transpose()?,
         });
     }
+    fold_receipts(&mut parts, &receipts);
     Ok(MessageDetail {
         message,
         parts,
@@ -197,6 +198,30 @@ fn detail(conn: &Connection, rid: i64, message: Message) -> Result<MessageDetail
 }
 
 /// A page of messages; `by_destination` says whether the destination index (`dest`) exists.
+/// Brings each part up to the receipts linked to it for its current submission (same carrier
+/// and id). The writer does not write a receipt onto the part of a one-part message that the
+/// receipt finished; applying again a receipt the part already shows changes nothing.
+fn fold_receipts(parts: &mut [Part], receipts: &[Receipt]) {
+    for part in parts {
+        let Some(key) = part.message_id_key.as_deref() else {
+            continue;
+        };
+        for r in receipts {
+            if r.part != Some(part.index) || r.carrier != part.carrier || r.key != key {
+                continue;
+            }
+            let Some(stat) = &r.stat else { continue };
+            if let Some(state) = part.state.with_receipt(stat) {
+                part.state = state;
+                part.receipt_stat = Some(stat.clone());
+                part.receipt_err = r.err.clone();
+                part.receipt_at = Some(r.received_at);
+                part.updated_at = part.updated_at.max(r.received_at);
+            }
+        }
+    }
+}
+
 pub(super) fn list(
     conn: &Connection,
     q: &ListQuery,

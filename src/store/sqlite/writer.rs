@@ -1126,23 +1126,30 @@ fn record_receipt_on_part(
     stat: Option<&ReceiptStat>,
     err: &Option<String>,
 ) -> Result<Option<PartState>, StoreError> {
-    let Some(stat) = stat else {
+    let Some((stat, next)) = stat.and_then(|s| Some((s, current.with_receipt(s)?))) else {
         return Ok(None);
     };
-    let next = match PartState::after_receipt(stat) {
-        Some(state) => state,
-        None if current.has_final_receipt() => return Ok(None),
-        None => current,
-    };
+    write_part_receipt(cx, rid, part, next, stat, err)?;
+    Ok(Some(next))
+}
+
+fn write_part_receipt(
+    cx: &mut Ctx<'_>,
+    rid: i64,
+    part: u16,
+    state: PartState,
+    stat: &ReceiptStat,
+    err: &Option<String>,
+) -> Result<(), StoreError> {
     cx.conn.prepare_cached(PART_RECEIPT)?.execute(params![
         rid,
         part,
-        next.code(),
+        state.code(),
         stat.to_string(),
         err,
         cx.now.as_millis(),
     ])?;
-    Ok(Some(next))
+    Ok(())
 }
 
 /// What is known about the message a receipt matched, when the caller already has it.
@@ -1318,9 +1325,20 @@ pub(super) fn receipts(
             out.push(ReceiptOutcome::Unmatched { receipt_id });
             continue;
         };
-        let written =
-            record_receipt_on_part(cx, f.rid, f.part, f.part_state, r.stat.as_ref(), &r.err)?;
-        let known = written.map(|state| Known {
+        // What the receipt makes of the part. A message of several parts is rolled up from
+        // its parts as written, so this one is written first. A message of one part needs no
+        // read of it: its part is written after the roll-up, and not at all when the receipt
+        // finished the message (the receipt, stored and linked to the part, is folded into
+        // the part when the message is read: see `read::detail`).
+        let written = r
+            .stat
+            .as_ref()
+            .and_then(|stat| Some((stat, f.part_state.with_receipt(stat)?)));
+        let single = f.parts_total <= 1;
+        if !single && let Some((stat, state)) = written {
+            write_part_receipt(cx, f.rid, f.part, state, stat, &r.err)?;
+        }
+        let known = written.map(|(_, state)| Known {
             state: f.message_state,
             accepted_at: f.accepted_at,
             has_callback_url: f.has_callback_url,
@@ -1356,6 +1374,12 @@ pub(super) fn receipts(
             if st.transition(cx, at, t)?.is_some() {
                 matched.finished = Some((state, reason));
             }
+        }
+        if single
+            && matched.finished.is_none()
+            && let Some((stat, state)) = written
+        {
+            write_part_receipt(cx, f.rid, f.part, state, stat, &r.err)?;
         }
         out.push(ReceiptOutcome::Matched(matched));
     }
