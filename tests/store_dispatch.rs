@@ -648,6 +648,27 @@ async fn counts_follow_every_transition() {
     assert_eq!(store.counts().await.unwrap(), c);
 }
 
+/// The updates of an attempt whose one part the carrier accepted as `carrier_id` (decimal).
+fn accepted_attempt(id: MessageId, carrier_id: &str) -> Vec<Update> {
+    vec![
+        Update::PartSubmitted {
+            id,
+            part: 0,
+            carrier: "acme".into(),
+            bind: "acme-1".into(),
+            carrier_message_id: carrier_id.into(),
+            key: normalize_message_id(carrier_id, IdFormat::Decimal),
+        },
+        Update::AttemptFinished {
+            id,
+            attempt: attempt(AttemptOutcome::Accepted, Some(CommandStatus::ESME_ROK)),
+            next: AfterAttempt::Submitted {
+                receipt_deadline: at(72 * 3600 * 1000),
+            },
+        },
+    ]
+}
+
 #[tokio::test]
 async fn a_retry_claimed_after_newer_messages_is_in_doubt_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -675,23 +696,7 @@ async fn a_retry_claimed_after_newer_messages_is_in_doubt_after_a_restart() {
     assert_eq!(store.claim(10).await.unwrap().len(), 4);
     for (i, id) in newer.iter().enumerate() {
         let out = store
-            .apply(vec![
-                Update::PartSubmitted {
-                    id: *id,
-                    part: 0,
-                    carrier: "acme".into(),
-                    bind: "acme-1".into(),
-                    carrier_message_id: format!("{i}"),
-                    key: normalize_message_id(&format!("{i}"), IdFormat::Decimal),
-                },
-                Update::AttemptFinished {
-                    id: *id,
-                    attempt: attempt(AttemptOutcome::Accepted, Some(CommandStatus::ESME_ROK)),
-                    next: AfterAttempt::Submitted {
-                        receipt_deadline: at(72 * 3600 * 1000),
-                    },
-                },
-            ])
+            .apply(accepted_attempt(*id, &i.to_string()))
             .await
             .unwrap();
         assert_eq!(out, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
@@ -707,26 +712,7 @@ async fn a_retry_claimed_after_newer_messages_is_in_doubt_after_a_restart() {
     assert_eq!(in_doubt, [old]);
     assert_eq!(rec.awaiting_receipts, 4);
     // Its second attempt is recorded as the second, and a part of it may be written.
-    let out = store
-        .apply(vec![
-            Update::PartSubmitted {
-                id: old,
-                part: 0,
-                carrier: "acme".into(),
-                bind: "acme-1".into(),
-                carrier_message_id: "99".into(),
-                key: normalize_message_id("99", IdFormat::Decimal),
-            },
-            Update::AttemptFinished {
-                id: old,
-                attempt: attempt(AttemptOutcome::Accepted, Some(CommandStatus::ESME_ROK)),
-                next: AfterAttempt::Submitted {
-                    receipt_deadline: at(72 * 3600 * 1000),
-                },
-            },
-        ])
-        .await
-        .unwrap();
+    let out = store.apply(accepted_attempt(old, "99")).await.unwrap();
     assert_eq!(out, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
     let d = store.get(old).await.unwrap().unwrap();
     assert_eq!(
