@@ -758,6 +758,117 @@ async fn a_part_sent_again_is_not_read_with_the_receipts_of_its_first_submission
 }
 
 #[tokio::test]
+async fn a_final_receipt_of_a_parts_first_submission_does_not_finish_it_once_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "f0", hex("f0")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    let retry = Update::ScheduleRetry {
+        id,
+        at: at(0),
+        reason: Reason::new("EXPIRED", "expired"),
+    };
+    store.apply(vec![retry]).await.unwrap();
+    assert_eq!(store.claim(1).await.unwrap().len(), 1);
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "f1", hex("f1")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rule = finish_when_all_final(Arc::clone(&asked));
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "f0", hex("f0"), ReceiptStat::Delivered)],
+            Some(Arc::clone(&rule)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], ReceiptOutcome::Unmatched { .. }),
+        "{out:?}"
+    );
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Submitted);
+    // The receipt of the submission the part is now under finishes it.
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "f1", hex("f1"), ReceiptStat::Delivered)],
+            Some(rule),
+        )
+        .await
+        .unwrap();
+    let ReceiptOutcome::Matched(m) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        m.finished.as_ref().map(|f| f.0),
+        Some(FinalState::Delivered)
+    );
+    let d = store.get(id).await.unwrap().unwrap();
+    assert_eq!(d.message.state, MessageState::Delivered);
+    assert_eq!(d.parts[0].carrier_message_id.as_deref(), Some("f1"));
+    assert_eq!(d.parts[0].receipt_stat, Some(ReceiptStat::Delivered));
+}
+
+#[tokio::test]
+async fn a_late_response_written_over_a_part_takes_the_part_from_its_later_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let id = claimed(&store, 1).await;
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", "g1", hex("g1")),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+    // A response that came late, after the message was recorded submitted, rewrites the part.
+    store
+        .apply(vec![submitted(id, 0, "acme", "g0", hex("g0"))])
+        .await
+        .unwrap();
+    let rule = finish_when_all_final(Arc::new(std::sync::Mutex::new(Vec::new())));
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "g1", hex("g1"), ReceiptStat::Delivered)],
+            Some(Arc::clone(&rule)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], ReceiptOutcome::Unmatched { .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap().message.state,
+        MessageState::Submitted
+    );
+    let out = store
+        .store_receipts_rolling_up(
+            vec![receipt("acme", "g0", hex("g0"), ReceiptStat::Delivered)],
+            Some(rule),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], ReceiptOutcome::Matched(_)), "{out:?}");
+    assert_eq!(
+        store.get(id).await.unwrap().unwrap().message.state,
+        MessageState::Delivered
+    );
+}
+
+#[tokio::test]
 async fn a_rollup_rule_is_not_asked_about_a_message_still_being_submitted() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(0));

@@ -647,7 +647,9 @@ pub enum ReceiptOutcome {
 /// A roll-up rule for [`Store::store_receipts_rolling_up`](super::Store::store_receipts_rolling_up):
 /// given the carrier a receipt came from and its match on a `submitted` message, the final
 /// state the message takes in the same commit, or `None` to leave it (still waiting, or a
-/// case the caller decides itself, such as a failure worth sending again).
+/// case the caller decides itself, such as a failure worth sending again). Its answer must
+/// follow from its arguments alone: the store may ask before it has confirmed that the
+/// message is `submitted`, and applies the answer only if it is.
 pub type RollUp = std::sync::Arc<
     dyn Fn(&str, &ReceiptMatch) -> Option<(FinalState, Reason)> + Send + Sync + 'static,
 >;

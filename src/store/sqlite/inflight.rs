@@ -11,7 +11,9 @@
 //! store opens, and rebuilt after a rolled-back transaction (which may have changed it).
 //!
 //! Knowing the claim also spares two reads when the attempt is recorded: the attempt's number
-//! is the claim's count plus one, and a message in the set exists and is not final.
+//! is the claim's count plus one, and a message in the set exists and is not final. And the
+//! claim carries what matching a one-part message's receipt needs of it (see
+//! [`recent`](super::recent)).
 
 use std::collections::BTreeMap;
 
@@ -25,8 +27,8 @@ use super::rows;
 const FLOOR_KEY: &str = "submitting_floor";
 
 /// The messages in `submitting` from row ?1 on.
-pub(super) const FROM_FLOOR: &str =
-    "SELECT rid, id, attempts FROM messages NOT INDEXED WHERE rid >= ?1 AND state = 1";
+pub(super) const FROM_FLOOR: &str = "SELECT rid, id, attempts, created_at, parts, callback IS NOT NULL \
+     FROM messages NOT INDEXED WHERE rid >= ?1 AND state = 1";
 
 /// A claimed message, as the claim found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub(super) struct Claim {
     pub(super) id: [u8; 16],
     /// The attempts it had made before this one.
     pub(super) attempts: u32,
+    /// When it was accepted, in milliseconds.
+    pub(super) accepted_at: i64,
+    /// Its number of parts, as accepted.
+    pub(super) parts: u16,
+    pub(super) has_callback_url: bool,
 }
 
 /// The floor as the file has it: every `submitting` message is at or above it.
@@ -75,8 +82,14 @@ impl InFlight {
         while let Some(row) = q.next()? {
             let id: Vec<u8> = row.get(1)?;
             let id = rows::message_id(&id)?.to_bytes();
-            let attempts = rows::u32_of(row.get(2)?, "attempts")?;
-            self.claims.insert(row.get(0)?, Claim { id, attempts });
+            let claim = Claim {
+                id,
+                attempts: rows::u32_of(row.get(2)?, "attempts")?,
+                accepted_at: row.get(3)?,
+                parts: rows::u16_of(row.get(4)?, "parts")?,
+                has_callback_url: row.get(5)?,
+            };
+            self.claims.insert(row.get(0)?, claim);
         }
         self.stale = false;
         Ok(())
@@ -101,9 +114,9 @@ impl InFlight {
         self.claims.remove(&rid)
     }
 
-    /// Whether message `id`, at row `rid`, is `submitting`.
-    pub(super) fn holds(&self, rid: i64, id: &[u8; 16]) -> bool {
-        self.claims.get(&rid).is_some_and(|c| &c.id == id)
+    /// The claim of the message at row `rid` with this id, if it is `submitting`.
+    pub(super) fn get(&self, rid: i64, id: &[u8; 16]) -> Option<&Claim> {
+        self.claims.get(&rid).filter(|c| &c.id == id)
     }
 
     /// Writes the floor into the open transaction if the set's lowest row moved; `next_rid`
@@ -170,9 +183,12 @@ mod tests {
         let set = InFlight::load(&conn).unwrap();
         assert_eq!(set.rows(), vec![6, 9]);
         let id6 = id_at(6).to_bytes();
-        assert!(set.holds(6, &id6));
-        assert!(!set.holds(9, &id6), "the whole id is checked");
-        assert!(!set.holds(5, &id6));
+        assert!(set.get(6, &id6).is_some());
+        let claim = set.get(6, &id6).copied().unwrap();
+        assert_eq!((claim.attempts, claim.parts, claim.accepted_at), (2, 1, 0));
+        assert!(!claim.has_callback_url);
+        assert!(set.get(9, &id6).is_none(), "the whole id is checked");
+        assert!(set.get(5, &id6).is_none());
     }
 
     #[test]
@@ -182,6 +198,9 @@ mod tests {
         let claim = |rid: i64| Claim {
             id: id_at(rid).to_bytes(),
             attempts: 0,
+            accepted_at: 0,
+            parts: 1,
+            has_callback_url: false,
         };
         set.claimed(12, claim(12));
         set.claimed(7, claim(7));

@@ -11,10 +11,19 @@
 //! the part has left memory, is stored unmatched (it could not change the message anyway).
 //!
 //! The table is bounded ([`SqliteConfig::recent_parts`](super::SqliteConfig::recent_parts)
-//! entries, up to about 80 bytes each): beyond that the oldest part leaves. It holds a 64-bit hash
-//! of (carrier, key) and the part's row; every hit is checked against the part's row, so a
+//! entries, up to about 130 bytes each): beyond that the oldest part leaves. It holds a 64-bit
+//! hash of (carrier, key) and the part's row; a hit is checked against the part's row, so a
 //! collision only costs a look on disk. Two parts with the same hash cannot both be held: the
-//! older leaves, as if evicted. Which messages finished is known from the writer's own
+//! older leaves, as if evicted.
+//!
+//! Most messages are one part sent once, and most receipts finish them. For such a part the
+//! table also holds what the receipt's roll-up needs of its message ([`OnePart`]) and a
+//! second, independent 64-bit hash of (carrier, key): a receipt whose two hashes match, and
+//! whose stat finishes a `submitted` message, finishes it without reading the part or the
+//! message (the transition itself checks that the message is `submitted`). Anything else
+//! (an intermediate receipt, a message in another state) is looked up on disk as above. The
+//! writer drops that knowledge when the part's row is written again (see
+//! [`RecentParts::forget_one`]), so it always describes the part's current submission. Which messages finished is known from the writer's own
 //! transitions, for the last [`FINISHED_SPAN`] row numbers; a part whose message is not known
 //! to be finished goes to the index.
 //!
@@ -52,13 +61,72 @@ const UNINDEXED_SUBMITTED: &str = "SELECT p.rid, p.idx, p.carrier, p.id_key, p.s
 /// How many of the latest row numbers the table remembers as finished.
 pub(super) const FINISHED_SPAN: i64 = 1 << 22;
 
+/// What the roll-up of a receipt needs of a one-part message, held with its part (see the
+/// module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct OnePart {
+    /// The message's whole id.
+    pub(super) id: [u8; 16],
+    /// When it was accepted, in milliseconds.
+    pub(super) accepted_at: i64,
+    pub(super) has_callback_url: bool,
+    /// [`check`] of the part's (carrier, key).
+    pub(super) check: u64,
+}
+
+/// A held part, packed: 40 bytes.
 #[derive(Clone, Copy)]
 struct Slot {
-    part: PartRow,
+    rid: i64,
+    /// With a message held: the high half of its id (the low half is the row number).
+    id_high: u64,
+    accepted_at: i64,
+    check: u64,
+    idx: u16,
     /// Which entry of `order` stands for this slot (older ones for the same hash are stale).
     /// It wraps, harmlessly: a stale entry lives at most until `order` is next compacted,
     /// far fewer insertions than the stamp takes to come round.
     stamp: u32,
+    /// [`NO_MESSAGE`], [`MESSAGE`] or [`MESSAGE_WITH_CALLBACK`].
+    one: u8,
+}
+
+const NO_MESSAGE: u8 = 0;
+const MESSAGE: u8 = 1;
+const MESSAGE_WITH_CALLBACK: u8 = 2;
+
+impl Slot {
+    fn new((rid, idx): PartRow, one: Option<OnePart>, stamp: u32) -> Slot {
+        let id = one.map(|o| u128::from_be_bytes(o.id));
+        // The low half of a message's id is its row number; a message held must be that row's.
+        let one = one.filter(|_| id.is_some_and(|id| id as u64 == rid as u64));
+        Slot {
+            rid,
+            id_high: id.map_or(0, |id| (id >> 64) as u64),
+            accepted_at: one.map_or(0, |o| o.accepted_at),
+            check: one.map_or(0, |o| o.check),
+            idx,
+            stamp,
+            one: match one {
+                None => NO_MESSAGE,
+                Some(o) if o.has_callback_url => MESSAGE_WITH_CALLBACK,
+                Some(_) => MESSAGE,
+            },
+        }
+    }
+
+    fn part(&self) -> PartRow {
+        (self.rid, self.idx)
+    }
+
+    fn one(&self) -> Option<OnePart> {
+        (self.one != NO_MESSAGE).then(|| OnePart {
+            id: (u128::from(self.id_high) << 64 | u128::from(self.rid as u64)).to_be_bytes(),
+            accepted_at: self.accepted_at,
+            has_callback_url: self.one == MESSAGE_WITH_CALLBACK,
+            check: self.check,
+        })
+    }
 }
 
 /// The in-memory table (see the module docs).
@@ -105,6 +173,16 @@ pub(super) fn hash(carrier: &str, key: &str) -> u64 {
     h.finish()
 }
 
+/// A second hash of (carrier, key), independent of [`hash`]: together they tell two keys
+/// apart as surely as comparing them (a chance of 2^-128 per pair).
+pub(super) fn check(carrier: &str, key: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    0xA5_u8.hash(&mut h);
+    key.hash(&mut h);
+    carrier.hash(&mut h);
+    h.finish()
+}
+
 impl RecentParts {
     pub(super) fn new(capacity: usize) -> RecentParts {
         RecentParts {
@@ -119,21 +197,38 @@ impl RecentParts {
 
     /// The part last put in under `hash`, if it is still held.
     pub(super) fn get(&self, hash: u64) -> Option<PartRow> {
-        self.slots.get(&hash).map(|s| s.part)
+        self.slots.get(&hash).map(Slot::part)
     }
 
-    /// Holds `part` under `hash`; answers the parts that leave for the on-disk index.
+    /// The part last put in under `hash` with its one-part message, if it is held with one.
+    pub(super) fn get_one(&self, hash: u64) -> Option<(PartRow, OnePart)> {
+        let slot = self.slots.get(&hash)?;
+        Some((slot.part(), slot.one()?))
+    }
+
+    /// The part `part`, held under `hash`, is being written again (sent again, rejected, or
+    /// a late response): its message is no longer known from memory, only from the file.
+    pub(super) fn forget_one(&mut self, hash: u64, part: PartRow) {
+        if let Some(slot) = self.slots.get_mut(&hash)
+            && slot.part() == part
+        {
+            slot.one = NO_MESSAGE;
+        }
+    }
+
+    /// Holds `part` under `hash`, with its message if it is a one-part message; answers the
+    /// parts that leave for the on-disk index.
     #[must_use]
-    pub(super) fn insert(&mut self, hash: u64, part: PartRow) -> Leaving {
+    pub(super) fn insert(&mut self, hash: u64, part: PartRow, one: Option<OnePart>) -> Leaving {
         let mut leaving = Leaving::default();
         let stamp = self.next_stamp;
         self.next_stamp = self.next_stamp.wrapping_add(1);
-        let slot = Slot { part, stamp };
+        let slot = Slot::new(part, one, stamp);
         match self.slots.entry(hash) {
             Entry::Occupied(mut held) => {
                 let old = held.insert(slot);
-                if old.part != part && !self.finished.contains(old.part.0) {
-                    leaving.push(old.part);
+                if old.part() != part && !self.finished.contains(old.rid) {
+                    leaving.push(old.part());
                 }
             }
             Entry::Vacant(free) => {
@@ -165,7 +260,7 @@ impl RecentParts {
             if let Entry::Occupied(held) = self.slots.entry(hash)
                 && held.get().stamp == stamp
             {
-                let part = held.remove().part;
+                let part = held.remove().part();
                 return Some((!self.finished.contains(part.0)).then_some(part));
             }
         }
@@ -215,7 +310,7 @@ impl RecentParts {
         waiting.sort_unstable();
         let mut spill = conn.prepare_cached(SPILL)?;
         for (rid, idx, h) in waiting {
-            for (rid, idx) in self.insert(h, (rid, idx)) {
+            for (rid, idx) in self.insert(h, (rid, idx), None) {
                 spill.execute(params![rid, idx])?;
             }
         }
@@ -225,7 +320,7 @@ impl RecentParts {
 
     #[cfg(test)]
     fn held(&self) -> Vec<PartRow> {
-        let mut parts: Vec<PartRow> = self.slots.values().map(|s| s.part).collect();
+        let mut parts: Vec<PartRow> = self.slots.values().map(Slot::part).collect();
         parts.sort_unstable();
         parts
     }
@@ -300,41 +395,41 @@ mod tests {
     #[test]
     fn the_oldest_leaves_beyond_the_bound_and_only_unfinished_messages_parts_are_indexed() {
         let mut t = RecentParts::new(2);
-        assert!(leaving(t.insert(1, (1, 0))).is_empty());
-        assert!(leaving(t.insert(2, (2, 0))).is_empty());
+        assert!(leaving(t.insert(1, (1, 0), None)).is_empty());
+        assert!(leaving(t.insert(2, (2, 0), None)).is_empty());
         // A third part pushes the first out: its message is not finished, so it is indexed.
-        assert_eq!(leaving(t.insert(3, (3, 0))), vec![(1, 0)]);
+        assert_eq!(leaving(t.insert(3, (3, 0), None)), vec![(1, 0)]);
         assert_eq!(t.get(1), None);
         assert_eq!(t.held(), vec![(2, 0), (3, 0)]);
         // A finished message's part leaves without being indexed.
         t.finished(2);
-        assert!(leaving(t.insert(4, (4, 0))).is_empty());
+        assert!(leaving(t.insert(4, (4, 0), None)).is_empty());
         assert_eq!(t.held(), vec![(3, 0), (4, 0)]);
-        assert_eq!(leaving(t.insert(5, (5, 0))), vec![(3, 0)]);
+        assert_eq!(leaving(t.insert(5, (5, 0), None)), vec![(3, 0)]);
     }
 
     #[test]
     fn a_new_part_under_a_held_hash_pushes_the_old_one_out() {
         let mut t = RecentParts::new(10);
-        assert!(leaving(t.insert(7, (1, 0))).is_empty());
-        assert_eq!(leaving(t.insert(7, (2, 1))), vec![(1, 0)]);
+        assert!(leaving(t.insert(7, (1, 0), None)).is_empty());
+        assert_eq!(leaving(t.insert(7, (2, 1), None)), vec![(1, 0)]);
         assert_eq!(t.get(7), Some((2, 1)));
         assert_eq!(t.len(), 1);
         // The same part again is not a displacement.
-        assert!(leaving(t.insert(7, (2, 1))).is_empty());
+        assert!(leaving(t.insert(7, (2, 1), None)).is_empty());
         // The stale entries for hash 7 do not evict the live one.
         let mut t2 = RecentParts::new(1);
-        assert!(leaving(t2.insert(7, (1, 0))).is_empty());
-        assert_eq!(leaving(t2.insert(7, (2, 0))), vec![(1, 0)]);
+        assert!(leaving(t2.insert(7, (1, 0), None)).is_empty());
+        assert_eq!(leaving(t2.insert(7, (2, 0), None)), vec![(1, 0)]);
         assert_eq!(t2.get(7), Some((2, 0)));
-        assert_eq!(leaving(t2.insert(8, (3, 0))), vec![(2, 0)]);
+        assert_eq!(leaving(t2.insert(8, (3, 0), None)), vec![(2, 0)]);
         assert_eq!(t2.held(), vec![(3, 0)]);
     }
 
     #[test]
     fn with_no_room_every_part_goes_to_the_index_at_once() {
         let mut t = RecentParts::new(0);
-        assert_eq!(leaving(t.insert(1, (1, 0))), vec![(1, 0)]);
+        assert_eq!(leaving(t.insert(1, (1, 0), None)), vec![(1, 0)]);
         assert_eq!(t.len(), 0);
     }
 
@@ -342,7 +437,7 @@ mod tests {
     fn replaced_entries_do_not_pile_up() {
         let mut t = RecentParts::new(4);
         for i in 0..10_000 {
-            let _ = t.insert(i % 3, (i as i64, 0));
+            let _ = t.insert(i % 3, (i as i64, 0), None);
         }
         assert_eq!(t.len(), 3);
         assert!(t.order.len() <= 2 * 3 + 64 + 1, "{}", t.order.len());
@@ -378,6 +473,48 @@ mod tests {
         assert!(f.contains(10 * FINISHED_SPAN));
         // The ring position of an old row that was reused is not taken for the old row.
         assert!(!f.contains(9 * FINISHED_SPAN));
+    }
+
+    #[test]
+    fn a_one_part_message_is_held_with_its_part_until_the_part_is_written_again() {
+        let one = |rid: i64| OnePart {
+            id: (9 << 64 | u128::from(rid as u64)).to_be_bytes(),
+            accepted_at: 1_000,
+            has_callback_url: rid % 2 == 0,
+            check: check("a", "k1"),
+        };
+        let mut t = RecentParts::new(10);
+        assert!(leaving(t.insert(1, (4, 0), Some(one(4)))).is_empty());
+        assert!(leaving(t.insert(2, (5, 0), None)).is_empty());
+        assert_eq!(t.get_one(1), Some(((4, 0), one(4))));
+        assert_eq!(t.get_one(2), None, "held without its message");
+        assert_eq!(t.get(2), Some((5, 0)));
+        // Another part under the same hash is left alone.
+        t.forget_one(1, (4, 1));
+        assert_eq!(t.get_one(1), Some(((4, 0), one(4))));
+        t.forget_one(1, (4, 0));
+        assert_eq!(t.get_one(1), None);
+        assert_eq!(
+            t.get(1),
+            Some((4, 0)),
+            "the part itself stays, checked on disk"
+        );
+        // A new part under the hash brings its own.
+        assert_eq!(leaving(t.insert(1, (7, 0), Some(one(7)))), vec![(4, 0)]);
+        assert_eq!(t.get_one(1), Some(((7, 0), one(7))));
+        // A message whose id is not its part's row is not held.
+        assert!(leaving(t.insert(3, (8, 0), Some(one(5)))).is_empty());
+        assert_eq!(t.get_one(3), None);
+        assert_eq!(t.get(3), Some((8, 0)));
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    #[test]
+    fn the_check_hash_is_not_the_hash() {
+        assert_ne!(check("a", "123"), hash("a", "123"));
+        assert_ne!(check("a", "123"), check("b", "123"));
+        assert_ne!(check("a", "123"), check("a", "124"));
+        assert_eq!(check("a", "123"), check("a", "123"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql, params, pa
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::inflight::{Claim, InFlight};
-use super::recent::{self, RecentParts};
+use super::recent::{self, OnePart, RecentParts};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::shared::Counts;
 use super::{SqliteConfig, schema};
@@ -145,8 +145,13 @@ pub(super) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Holds a submitted part for receipt correlation; what leaves memory without its final
     /// receipt enters the on-disk index.
-    fn hold_part(&mut self, hash: u64, part: recent::PartRow) -> Result<(), StoreError> {
-        let leaving = self.recent.insert(hash, part);
+    fn hold_part(
+        &mut self,
+        hash: u64,
+        part: recent::PartRow,
+        one: Option<OnePart>,
+    ) -> Result<(), StoreError> {
+        let leaving = self.recent.insert(hash, part, one);
         let mut spill = None;
         for (rid, idx) in leaving {
             let stmt = match &mut spill {
@@ -632,6 +637,9 @@ pub(super) fn claim(cx: &mut Ctx<'_>, limit: &usize) -> Result<Vec<Message>, Sto
                 Claim {
                     id: message.id.to_bytes(),
                     attempts: message.attempts,
+                    accepted_at: message.created_at.as_millis(),
+                    parts: message.parts,
+                    has_callback_url: message.callback_url.is_some(),
                 },
             );
             level.push((next_at, rid, message));
@@ -685,6 +693,8 @@ const UPSERT_CLAIMED_PART: &str = "INSERT OR FAIL INTO parts (rid, idx, state, c
      id_key = excluded.id_key, status = excluded.status, receipt_stat = NULL, \
      receipt_err = NULL, submitted_at = excluded.submitted_at, receipt_at = NULL, \
      updated_at = excluded.updated_at, indexed = 0";
+/// The carrier and key a part was last written with.
+const PART_KEY: &str = "SELECT carrier, id_key FROM parts WHERE rid = ?1 AND idx = ?2";
 const FIND_UNMATCHED: &str = "SELECT id, stat, err FROM receipts \
      WHERE carrier = ?1 AND id_key = ?2 AND rid IS NULL ORDER BY id";
 const LINK_RECEIPT: &str = "UPDATE OR FAIL receipts SET rid = ?2, part = ?3 WHERE id = ?1";
@@ -711,6 +721,7 @@ struct UpdateStatements<'c> {
     numbered_attempt: CachedStatement<'c>,
     part: CachedStatement<'c>,
     claimed_part: CachedStatement<'c>,
+    part_key: CachedStatement<'c>,
     unmatched: CachedStatement<'c>,
 }
 
@@ -761,24 +772,43 @@ impl<'c> UpdateStatements<'c> {
             numbered_attempt: conn.prepare_cached(INSERT_NUMBERED_ATTEMPT)?,
             part: conn.prepare_cached(UPSERT_PART)?,
             claimed_part: conn.prepare_cached(UPSERT_CLAIMED_PART)?,
+            part_key: conn.prepare_cached(PART_KEY)?,
             unmatched: conn.prepare_cached(FIND_UNMATCHED)?,
         })
     }
 
-    /// Writes a part (`values` are parameters 1 to 10 of [`UPSERT_PART`]) if its message
-    /// exists and is not final; the number of rows written.
+    /// Writes a part (`values` are parameters 1 to 10 of [`UPSERT_PART`], the part's index
+    /// second) if its message exists and is not final. Answers the number of rows written, and
+    /// the message's claim if it is `submitting`.
     fn write_part(
         &mut self,
-        cx: &Ctx<'_>,
+        cx: &mut Ctx<'_>,
         at: Row,
+        part: u16,
         values: &[&dyn ToSql; 10],
-    ) -> Result<usize, StoreError> {
-        if cx.inflight.holds(at.rid, &at.id) {
-            return Ok(self.claimed_part.execute(&values[..])?);
+    ) -> Result<(usize, Option<Claim>), StoreError> {
+        let claim = cx.inflight.get(at.rid, &at.id).copied();
+        // A first attempt writes its parts for the first time. Anything else (a retry, a
+        // late response) may write over a part held in memory with its message: from now on
+        // that part's receipts read the file.
+        if claim.is_none_or(|c| c.attempts > 0)
+            && let Some((carrier, key)) = self
+                .part_key
+                .query_row(params![at.rid, part], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .optional()?
+            && let Some(key) = key
+        {
+            cx.recent
+                .forget_one(recent::hash(&carrier, &key), (at.rid, part));
+        }
+        if claim.is_some() {
+            return Ok((self.claimed_part.execute(&values[..])?, claim));
         }
         let id: &[u8] = &at.id;
         let all = values.iter().copied().chain([&id as &dyn ToSql]);
-        Ok(self.part.execute(params_from_iter(all))?)
+        Ok((self.part.execute(params_from_iter(all))?, None))
     }
 
     /// Why an update matched no row: the message is missing, or its state forbids it.
@@ -884,9 +914,10 @@ fn apply_one(
             carrier_message_id,
             key,
         } => {
-            let written = st.write_part(
+            let (written, claim) = st.write_part(
                 cx,
                 at,
+                *part,
                 &[
                     &at.rid,
                     part,
@@ -904,7 +935,13 @@ fn apply_one(
                 return st.refused(at);
             }
             let hash = recent::hash(carrier, key.as_str());
-            cx.hold_part(hash, (at.rid, *part))?;
+            let one = claim.filter(|c| c.parts == 1).map(|c| OnePart {
+                id: at.id,
+                accepted_at: c.accepted_at,
+                has_callback_url: c.has_callback_url,
+                check: recent::check(carrier, key.as_str()),
+            });
+            cx.hold_part(hash, (at.rid, *part), one)?;
             // A receipt that beat its submit_sm_resp here is waiting unmatched (if any is).
             if cx.unmatched + cx.unmatched_delta <= 0 {
                 return Ok(UpdateOutcome::Applied);
@@ -944,9 +981,10 @@ fn apply_one(
             status,
             ..
         } => {
-            let written = st.write_part(
+            let (written, _) = st.write_part(
                 cx,
                 at,
+                *part,
                 &[
                     &at.rid,
                     part,
@@ -1252,6 +1290,81 @@ struct Found {
     parts_total: u16,
 }
 
+/// Finishes a one-part message held in memory with its part (see [`recent`]) on a receipt
+/// that finishes it, without reading the part or the message: a message not `submitting` is
+/// taken to be `submitted`, which the transition checks. `None`, with nothing written, when
+/// the receipt does not finish the message or the message is not `submitted`: the caller then
+/// reads both.
+fn finish_one_part<'c>(
+    cx: &mut Ctx<'c>,
+    finish: &mut Option<UpdateStatements<'c>>,
+    insert: &mut CachedStatement<'_>,
+    r: &NewReceipt,
+    rule: &RollUp,
+    (rid, part): recent::PartRow,
+    one: OnePart,
+) -> Result<Option<ReceiptMatch>, StoreError> {
+    let Some(stat) = &r.stat else {
+        return Ok(None);
+    };
+    // A message still `submitting` is known from memory: its receipt waits for its record.
+    if cx.inflight.get(rid, &one.id).is_some() {
+        return Ok(None);
+    }
+    let Some(state) = PartState::after_receipt(stat) else {
+        return Ok(None);
+    };
+    let message_id = rows::message_id(&one.id)?;
+    let mut matched = ReceiptMatch {
+        receipt_id: 0,
+        message_id,
+        part,
+        message_state: MessageState::Submitted,
+        accepted_at: Timestamp::from_millis(one.accepted_at),
+        has_callback_url: one.has_callback_url,
+        parts_total: 1,
+        parts: vec![PartReceiptState {
+            index: part,
+            state,
+            stat: Some(stat.clone()),
+            err: r.err.clone(),
+        }],
+        finished: None,
+    };
+    let Some((to, reason)) = rule(&r.carrier, &matched) else {
+        return Ok(None);
+    };
+    let st = match finish {
+        Some(st) => st,
+        None => finish.insert(UpdateStatements::prepare(cx.conn)?),
+    };
+    let t = Transition {
+        from: &[MessageState::Submitted],
+        to: to.into(),
+        next_at: None,
+        reason: Some(&reason),
+        add_attempt: false,
+        likely: None,
+    };
+    if st.transition(cx, Row { rid, id: one.id }, t)?.is_none() {
+        return Ok(None);
+    }
+    insert.execute(params![
+        rid,
+        part,
+        r.carrier,
+        r.carrier_message_id,
+        r.key.as_str(),
+        stat.to_string(),
+        r.err,
+        cx.now.as_millis(),
+        r.raw,
+    ])?;
+    matched.receipt_id = cx.conn.last_insert_rowid();
+    matched.finished = Some((to, reason));
+    Ok(Some(matched))
+}
+
 pub(super) fn receipts(
     cx: &mut Ctx<'_>,
     (receipts, rule): &(Vec<NewReceipt>, Option<RollUp>),
@@ -1277,6 +1390,15 @@ pub(super) fn receipts(
     };
     for r in receipts {
         let hash = recent::hash(&r.carrier, r.key.as_str());
+        if let Some(rule) = rule
+            && let Some((part, one)) = cx.recent.get_one(hash)
+            && one.check == recent::check(&r.carrier, r.key.as_str())
+            && let Some(matched) =
+                finish_one_part(cx, &mut finish, &mut insert, r, rule, part, one)?
+        {
+            out.push(ReceiptOutcome::Matched(matched));
+            continue;
+        }
         // Memory first; a miss, or a part that since went out again under another id, is
         // looked up among the parts that left memory.
         let found = match cx.recent.get(hash) {
