@@ -27,8 +27,9 @@
 //!
 //! Columns: messages accepted; accepted per second while sending; messages through the
 //! pipeline per second (accepted until every part was submitted, receipted and its receipt
-//! acknowledged, as smsc-sim counts it); accept latency per request; accept-to-final latency
-//! of a sample of 2 000 (the engine's created_at to updated_at); CPU per message of the
+//! acknowledged, as smsc-sim counts it); accept latency per request; accept-to-submit_sm_resp
+//! and accept-to-final latency of a sample of 2 000 (the engine's created_at to the ended_at
+//! of the attempt the carrier accepted, and to updated_at); CPU per message of the
 //! engine (the process's CPU time less the simulator's threads and the load thread; in
 //! brackets the store writer thread's share of it), of the simulator and of the load
 //! generator, from /proc; and peak RSS (VmHWM, reset before each
@@ -468,9 +469,11 @@ fn print_row(s: &Scenario, row: &Row) {
         s.concurrency,
         s.rate.map(|r| format!(", {r:.0}/s")).unwrap_or_default()
     );
-    let finals = m.final_states.as_ref().map_or("–".to_owned(), |f| {
-        format!("{:.1} / {:.1} ms", f.latency_ms.p50, f.latency_ms.p99)
-    });
+    let ms = |p: &smppd::load::Percentiles| format!("{:.1} / {:.1} ms", p.p50, p.p99);
+    let (submits, finals) = m.final_states.as_ref().map_or_else(
+        || ("–".to_owned(), "–".to_owned()),
+        |f| (ms(&f.submit_latency_ms), ms(&f.latency_ms)),
+    );
     let mut notes = Vec::new();
     if m.rejected > 0 {
         notes.push(format!("{} rejected {:?}", m.rejected, m.rejected_by_code));
@@ -491,7 +494,7 @@ fn print_row(s: &Scenario, row: &Row) {
         ));
     }
     println!(
-        "| {} | {how} | {} | {:.0} | {} | {:.2} / {:.2} ms | {finals} | {} | {} | {} | {} | {} |",
+        "| {} | {how} | {} | {:.0} | {} | {:.2} / {:.2} ms | {submits} | {finals} | {} | {} | {} | {} | {} |",
         s.name,
         m.accepted,
         m.accepted_per_sec,
@@ -541,9 +544,9 @@ fn main() {
     );
     println!();
     println!(
-        "| scenario | how | accepted | accepted/s | through pipeline/s | accept p50 / p99 | accept→final p50 / p99 | engine CPU/msg (store writer) | sim CPU/msg | load CPU/msg | peak RSS | notes |"
+        "| scenario | how | accepted | accepted/s | through pipeline/s | accept p50 / p99 | accept→submit_sm_resp p50 / p99 | accept→final p50 / p99 | engine CPU/msg (store writer) | sim CPU/msg | load CPU/msg | peak RSS | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut broken = Vec::new();
     for s in &SCENARIOS {
         if settings

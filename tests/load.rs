@@ -140,6 +140,10 @@ fn assert_delivered(summary: &Value) {
         tracked - stuck,
         "{summary}"
     );
+    // Every delivered message went out on an attempt the carrier accepted, whose end the
+    // engine recorded (unless its receipt finished it first).
+    let submitted = n(&finals["submit_latency_ms"], "count");
+    assert!(submitted > 0 && submitted <= tracked - stuck, "{summary}");
 }
 
 fn n(v: &Value, key: &str) -> u64 {

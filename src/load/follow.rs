@@ -2,7 +2,9 @@
 //!
 //! Rounds: every pending id is asked once (over a few connections), the final ones are
 //! counted, and the rest are asked again after a pause, until none is pending or the settle
-//! time is over. The latency is the engine's own: `created_at` to `updated_at`.
+//! time is over. The latencies are the engine's own: `created_at` to `updated_at` (to the
+//! final state), and `created_at` to the `ended_at` of the attempt the carrier accepted (to
+//! its last submit_sm_resp).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -28,6 +30,16 @@ struct View<'a> {
     created_at: Cow<'a, str>,
     #[serde(borrow)]
     updated_at: Cow<'a, str>,
+    #[serde(borrow, default, rename = "attempt_details")]
+    attempts: Vec<AttemptView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AttemptView<'a> {
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    ended_at: Cow<'a, str>,
 }
 
 /// What one look at a message found.
@@ -35,6 +47,8 @@ enum Look {
     Final {
         state: String,
         latency_ms: Option<i64>,
+        /// To the last submit_sm_resp of the accepted attempt, if one was.
+        submit_ms: Option<i64>,
     },
     Pending(String),
     Missing,
@@ -54,13 +68,19 @@ fn read(status: StatusCode, body: &Bytes) -> Look {
     };
     let mut probe = FinalStates::default();
     if probe.count(&view.status) {
-        let latency_ms = match (parse_time(&view.created_at), parse_time(&view.updated_at)) {
-            (Some(a), Some(b)) => Some(b.as_millis() - a.as_millis()),
-            _ => None,
-        };
+        let created = parse_time(&view.created_at);
+        let since_created = |t: &str| Some(parse_time(t)?.as_millis() - created?.as_millis());
+        let latency_ms = since_created(&view.updated_at);
+        let submit_ms = view
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == "accepted")
+            .and_then(|a| since_created(&a.ended_at));
         Look::Final {
             state: view.status.into_owned(),
             latency_ms,
+            submit_ms,
         }
     } else {
         Look::Pending(view.status.into_owned())
@@ -110,6 +130,7 @@ pub(crate) async fn follow(
         ..FinalStates::default()
     };
     let mut latency = Histogram::new();
+    let mut submit = Histogram::new();
     let mut pending = ids;
     let mut last_pending_states = Vec::new();
     // Bounded by the deadline; the round cap is a second guard should the clock misbehave.
@@ -125,10 +146,19 @@ pub(crate) async fn follow(
             let Ok(looks) = done else { continue };
             for (id, look) in looks {
                 match look {
-                    Look::Final { state, latency_ms } => {
+                    Look::Final {
+                        state,
+                        latency_ms,
+                        submit_ms,
+                    } => {
                         states.count(&state);
-                        if let Some(ms) = latency_ms {
-                            latency.record(u64::try_from(ms).unwrap_or(0).saturating_mul(1000));
+                        for (histogram, ms) in
+                            [(&mut latency, latency_ms), (&mut submit, submit_ms)]
+                        {
+                            if let Some(ms) = ms {
+                                let us = u64::try_from(ms).unwrap_or(0).saturating_mul(1000);
+                                histogram.record(us);
+                            }
                         }
                     }
                     Look::Missing => states.missing += 1,
@@ -156,5 +186,6 @@ pub(crate) async fn follow(
     }
     states.waited_secs = started.elapsed().as_secs_f64();
     states.latency_ms = latency.percentiles_ms();
+    states.submit_latency_ms = submit.percentiles_ms();
     states
 }

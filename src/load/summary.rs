@@ -84,6 +84,9 @@ pub struct FinalStates {
     /// Accept to final state, from the engine's own times (`created_at` to `updated_at`,
     /// millisecond resolution), over the messages that reached one.
     pub latency_ms: Percentiles,
+    /// Accept to the last submit_sm_resp of the attempt the carrier accepted (`created_at`
+    /// to that attempt's `ended_at`), over the messages that reached a final state after one.
+    pub submit_latency_ms: Percentiles,
 }
 
 impl FinalStates {
@@ -177,6 +180,9 @@ impl fmt::Display for Summary {
                 by_code(&s.pending_by_state),
                 s.missing
             )?;
+            write!(f, "  accept to submit_sm_resp: ")?;
+            latency(f, &s.submit_latency_ms)?;
+            writeln!(f)?;
             write!(f, "  accept to final: ")?;
             latency(f, &s.latency_ms)?;
             writeln!(f)?;
@@ -227,6 +233,7 @@ mod tests {
             "rejected  10 (overloaded 10)",
             "delivered 1,",
             "pending 2 (submitted 2)",
+            "accept to submit_sm_resp",
             "0.50 cores",
         ] {
             assert!(text.contains(needle), "{needle:?} not in\n{text}");
