@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,7 +34,7 @@ use crate::sms::{
 };
 use crate::store::{
     AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, Message, MessageId, NewAttempt,
-    Reason, Store, Timestamp, Update, UpdateOutcome,
+    Reason, Store, StoreError, Timestamp, Update, UpdateOutcome,
 };
 use crate::webhook::Webhooks;
 
@@ -166,9 +167,9 @@ impl CarrierEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DispatchConfig {
-    /// The most messages claimed per store call (at most 1 000). Claims follow one another,
-    /// each waiting for its commit to be on the disk, so this bounds the dispatch rate at
-    /// about `claim_batch` per commit round trip. Default 1 000.
+    /// The most messages claimed per store call (at most 1 000). A claim waits for its commit
+    /// to be on the disk and two run at once, so this bounds the dispatch rate at about twice
+    /// `claim_batch` per commit round trip. Default 1 000.
     pub claim_batch: usize,
     /// Messages being handled at once. Default 20 000.
     pub max_in_flight: usize,
@@ -201,6 +202,58 @@ struct Unanswered {
     /// When the message's wait ends and it is sent again: later responses are not recorded,
     /// they would overwrite the parts of the new attempt.
     until: Instant,
+}
+
+/// Claims under way at once (see [`Dispatcher::run`]).
+const CLAIMS_AHEAD: usize = 2;
+
+type Claimed = (usize, Result<Vec<Message>, StoreError>);
+
+/// The claims under way, each with the room it asked for (permits it may take).
+#[derive(Default)]
+struct Claims {
+    set: JoinSet<Claimed>,
+    rooms: Vec<(tokio::task::Id, usize)>,
+}
+
+impl Claims {
+    fn start(&mut self, store: Arc<dyn Store>, room: usize) {
+        let handle = self
+            .set
+            .spawn(async move { (room, store.claim(room).await) });
+        self.rooms.push((handle.id(), room));
+    }
+
+    fn reserved(&self) -> usize {
+        self.rooms.iter().map(|(_, room)| room).sum()
+    }
+
+    /// A claim that ended: what it claimed (nothing if it failed), and whether it filled
+    /// its room (so more may be ready).
+    fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, Claimed), tokio::task::JoinError>,
+    ) -> (Vec<Message>, bool) {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        self.rooms.retain(|(claim, _)| *claim != id);
+        match done {
+            Ok((_, (room, Ok(claimed)))) => {
+                let full = claimed.len() == room;
+                (claimed, full)
+            }
+            Ok((_, (_, Err(e)))) => {
+                tracing::warn!(error = %e, "claim failed");
+                (Vec::new(), false)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a claim's task ended without an answer");
+                (Vec::new(), false)
+            }
+        }
+    }
 }
 
 /// Unanswered submissions kept at most; beyond it, late responses go unrecorded (the message
@@ -290,47 +343,74 @@ impl Dispatcher {
     }
 
     /// Runs until `cancel` fires: claims ready messages and hands each to a task.
+    ///
+    /// A claim answers only once its commit is on the disk (a message must be `submitting`
+    /// durably before it goes out). While one waits for that, a second claim runs in the
+    /// store's next commit, so under load messages are claimed twice per sync, not once.
+    /// Claims under way when `cancel` fires are finished and their messages handed out, as
+    /// every claimed message is.
     pub async fn run(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
-        while !cancel.is_cancelled() {
-            let room = permits
-                .available_permits()
-                .min(self.config.claim_batch.max(1));
-            let claimed = if room == 0 {
-                Vec::new()
-            } else {
-                match self.store.claim(room).await {
-                    Ok(messages) => messages,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claim failed");
-                        Vec::new()
-                    }
+        let mut claims = Claims::default();
+        // The last claim found less than it asked for (or there is no room): wait for news
+        // before asking again.
+        let mut idle = false;
+        loop {
+            while !idle && claims.set.len() < CLAIMS_AHEAD {
+                let room = permits
+                    .available_permits()
+                    .saturating_sub(claims.reserved())
+                    .min(self.config.claim_batch.max(1));
+                if room == 0 {
+                    idle = true;
+                    break;
                 }
-            };
-            let full = claimed.len() == room && room > 0;
-            for message in claimed {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let this = self.clone();
-                tracker.spawn(async move {
-                    // An attempt's future is large (it awaits the carrier and the store).
-                    // Boxed, it is moved once, not at every step of spawning, polling and
-                    // finishing the task.
-                    Box::pin(this.handle(message)).await;
-                    drop(permit);
-                });
-            }
-            if full {
-                continue;
+                claims.start(Arc::clone(&self.store), room);
             }
             tokio::select! {
-                () = cancel.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                () = cancel.cancelled() => break,
+                Some(done) = claims.set.join_next_with_id(), if !claims.set.is_empty() => {
+                    let (claimed, full) = claims.finished(done);
+                    idle = !full;
+                    if !self.hand_out(claimed, &permits, &tracker).await {
+                        return;
+                    }
+                }
+                () = self.wake.notified(), if idle => idle = false,
+                () = tokio::time::sleep(poll), if idle => idle = false,
             }
         }
+        while let Some(done) = claims.set.join_next_with_id().await {
+            let (claimed, _) = claims.finished(done);
+            if !self.hand_out(claimed, &permits, &tracker).await {
+                return;
+            }
+        }
+    }
+
+    /// Starts a task for each claimed message, each holding a permit; false if the permits
+    /// are gone.
+    async fn hand_out(
+        self: &Arc<Self>,
+        claimed: Vec<Message>,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+    ) -> bool {
+        for message in claimed {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return false;
+            };
+            let this = self.clone();
+            tracker.spawn(async move {
+                // An attempt's future is large (it awaits the carrier and the store). Boxed,
+                // it is moved once, not at every step of spawning, polling and finishing the
+                // task.
+                Box::pin(this.handle(message)).await;
+                drop(permit);
+            });
+        }
+        true
     }
 
     /// Reports a state change to the log and the message's webhook. Called before the change is
