@@ -715,19 +715,35 @@ async fn the_part_of_a_one_part_message_shows_the_receipt_that_finished_it() {
     assert_eq!(d.receipts.len(), 2);
 }
 
+/// Records part 0 of a one-part message as accepted under carrier id `raw`, and its attempt.
+async fn sent(store: &SqliteStore, id: MessageId, raw: &str) {
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", raw, hex(raw)),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+}
+
+/// Schedules a submitted message again at once and claims it.
+async fn claimed_again(store: &SqliteStore, id: MessageId) {
+    let retry = Update::ScheduleRetry {
+        id,
+        at: at(0),
+        reason: Reason::new("EXPIRED", "expired"),
+    };
+    store.apply(vec![retry]).await.unwrap();
+    assert_eq!(store.claim(1).await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn a_part_sent_again_is_not_read_with_the_receipts_of_its_first_submission() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "e0", hex("e0")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, id, "e0").await;
     // A retryable failure: the rule leaves it to the caller, which schedules a retry.
     store
         .store_receipts_rolling_up(
@@ -736,20 +752,8 @@ async fn a_part_sent_again_is_not_read_with_the_receipts_of_its_first_submission
         )
         .await
         .unwrap();
-    let retry = Update::ScheduleRetry {
-        id,
-        at: at(0),
-        reason: Reason::new("EXPIRED", "expired"),
-    };
-    store.apply(vec![retry]).await.unwrap();
-    assert_eq!(store.claim(1).await.unwrap().len(), 1);
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "e1", hex("e1")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    claimed_again(&store, id).await;
+    sent(&store, id, "e1").await;
     let d = store.get(id).await.unwrap().unwrap();
     assert_eq!(d.message.state, MessageState::Submitted);
     assert_eq!(d.parts[0].state, PartState::Submitted);
@@ -763,27 +767,9 @@ async fn a_final_receipt_of_a_parts_first_submission_does_not_finish_it_once_sen
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "f0", hex("f0")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
-    let retry = Update::ScheduleRetry {
-        id,
-        at: at(0),
-        reason: Reason::new("EXPIRED", "expired"),
-    };
-    store.apply(vec![retry]).await.unwrap();
-    assert_eq!(store.claim(1).await.unwrap().len(), 1);
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "f1", hex("f1")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, id, "f0").await;
+    claimed_again(&store, id).await;
+    sent(&store, id, "f1").await;
     let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let rule = finish_when_all_final(Arc::clone(&asked));
     let out = store
@@ -826,13 +812,7 @@ async fn a_late_response_written_over_a_part_takes_the_part_from_its_later_submi
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "g1", hex("g1")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, id, "g1").await;
     // A response that came late, after the message was recorded submitted, rewrites the part.
     store
         .apply(vec![submitted(id, 0, "acme", "g0", hex("g0"))])
