@@ -230,6 +230,17 @@ impl Field {
         }
     }
 
+    /// This field's bit in a set of fields.
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// Whether some label starts with octet `b` (in any case).
+    fn may_start(b: u8) -> bool {
+        let b = b.to_ascii_lowercase();
+        Field::ALL.iter().any(|f| f.words()[0][0] == b)
+    }
+
     /// If `rest` starts with this label and its colon, the offset just after the colon.
     fn matches(self, rest: &[u8]) -> Option<usize> {
         let mut at = 0;
@@ -265,15 +276,18 @@ pub fn parse_receipt(text: &str) -> Receipt {
     let bytes = text.as_bytes();
     // (field, label start, value start), in order of appearance.
     let mut found: Vec<(Field, usize, usize)> = Vec::with_capacity(Field::ALL.len());
+    // The fields found so far, a bit each.
+    let mut seen = 0u8;
     let mut i = 0;
     while i < bytes.len() {
         let at_boundary = i == 0 || is_separator(bytes[i - 1]);
-        if at_boundary && bytes[i].is_ascii_alphabetic() {
+        if at_boundary && Field::may_start(bytes[i]) {
             let hit = Field::ALL
                 .iter()
-                .filter(|f| !found.iter().any(|(seen, _, _)| seen == *f))
+                .filter(|f| seen & f.bit() == 0)
                 .find_map(|f| f.matches(&bytes[i..]).map(|len| (*f, i + len)));
             if let Some((field, value_start)) = hit {
+                seen |= field.bit();
                 found.push((field, i, value_start));
                 i = value_start;
                 continue;
