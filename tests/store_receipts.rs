@@ -127,6 +127,28 @@ fn submitted(id: MessageId, part: u16, carrier: &str, raw: &str, key: MessageIdK
     }
 }
 
+/// Records part 0 of a one-part message as accepted under carrier id `raw`, and its attempt.
+async fn sent(store: &SqliteStore, id: MessageId, raw: &str) {
+    store
+        .apply(vec![
+            submitted(id, 0, "acme", raw, hex(raw)),
+            attempt_accepted(id, 1),
+        ])
+        .await
+        .unwrap();
+}
+
+/// Schedules a submitted message again at once and claims it.
+async fn claimed_again(store: &SqliteStore, id: MessageId) {
+    let retry = Update::ScheduleRetry {
+        id,
+        at: at(0),
+        reason: Reason::new("EXPIRED", "expired"),
+    };
+    store.apply(vec![retry]).await.unwrap();
+    assert_eq!(store.claim(1).await.unwrap().len(), 1);
+}
+
 fn receipt(carrier: &str, raw_id: &str, key: MessageIdKey, stat: ReceiptStat) -> NewReceipt {
     NewReceipt {
         carrier: carrier.into(),
@@ -405,13 +427,7 @@ async fn parts_of_finished_messages_never_reach_the_index_on_disk() {
     // Receipted but not finished (an intermediate receipt): that part goes to disk when it
     // leaves memory.
     let waiting = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(waiting, 0, "acme", "AA", hex("AA")),
-            attempt_accepted(waiting, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, waiting, "AA").await;
     store
         .store_receipts(vec![receipt("acme", "AA", hex("AA"), ReceiptStat::Enroute)])
         .await
@@ -492,13 +508,7 @@ async fn a_receipt_sent_again_after_a_restart_matches_while_its_message_is_unfin
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "5E", hex("5E")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, id, "5E").await;
     let first = delivered_receipt(&store, "5E").await;
     assert_eq!(matched(&first[0]), id);
     store.close().await.unwrap();
@@ -669,13 +679,7 @@ async fn the_part_of_a_one_part_message_shows_the_receipt_that_finished_it() {
     let clock = ManualClock::new(at(0));
     let store = open(dir.path(), &clock).await;
     let id = claimed(&store, 1).await;
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", "d0", hex("d0")),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
+    sent(&store, id, "d0").await;
     clock.advance(Duration::from_secs(2));
     let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let rule = finish_when_all_final(Arc::clone(&asked));
@@ -713,28 +717,6 @@ async fn the_part_of_a_one_part_message_shows_the_receipt_that_finished_it() {
     assert_eq!(d.parts[0].state, PartState::Undelivered);
     assert_eq!(d.parts[0].receipt_stat, Some(ReceiptStat::Undeliverable));
     assert_eq!(d.receipts.len(), 2);
-}
-
-/// Records part 0 of a one-part message as accepted under carrier id `raw`, and its attempt.
-async fn sent(store: &SqliteStore, id: MessageId, raw: &str) {
-    store
-        .apply(vec![
-            submitted(id, 0, "acme", raw, hex(raw)),
-            attempt_accepted(id, 1),
-        ])
-        .await
-        .unwrap();
-}
-
-/// Schedules a submitted message again at once and claims it.
-async fn claimed_again(store: &SqliteStore, id: MessageId) {
-    let retry = Update::ScheduleRetry {
-        id,
-        at: at(0),
-        reason: Reason::new("EXPIRED", "expired"),
-    };
-    store.apply(vec![retry]).await.unwrap();
-    assert_eq!(store.claim(1).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
