@@ -3,14 +3,15 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use smppd::pdu::CommandStatus;
 use smppd::sms::{Encoding, IdFormat, normalize_message_id};
 use smppd::store::{
-    AfterAttempt, AttemptOutcome, FinalState, ManualClock, MessageId, MessageState, NewAttempt,
-    NewMessage, PartState, Priority, Reason, SplitMix64, SqliteConfig, SqliteStore, Store,
-    Timestamp, Update, UpdateOutcome,
+    AfterAttempt, AttemptOutcome, FinalState, FreshClaims, ManualClock, Message, MessageId,
+    MessageState, NewAttempt, NewMessage, PartState, Priority, Reason, SplitMix64, SqliteConfig,
+    SqliteStore, Store, Timestamp, Update, UpdateOutcome,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -755,4 +756,113 @@ async fn a_part_of_a_message_that_is_not_submitting_is_refused() {
         }
     );
     assert!(store.get(id).await.unwrap().unwrap().parts.is_empty());
+}
+
+/// What the store hands on as it accepts, with the room it was given.
+fn fresh(store: &SqliteStore, room: usize) -> tokio::sync::mpsc::UnboundedReceiver<Vec<Message>> {
+    let (to, rx) = tokio::sync::mpsc::unbounded_channel();
+    store.claim_fresh(FreshClaims {
+        room: Arc::new(AtomicUsize::new(room)),
+        to,
+    });
+    rx
+}
+
+fn handed(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<Message>>) -> Vec<Message> {
+    let mut all = Vec::new();
+    while let Ok(messages) = rx.try_recv() {
+        all.extend(messages);
+    }
+    all
+}
+
+#[tokio::test]
+async fn fresh_messages_are_claimed_as_they_are_accepted_within_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let mut rx = fresh(&store, 2);
+    let ids: Vec<MessageId> = store
+        .accept((1..=3).map(|i| message(&format!("+{i}"), 1)).collect())
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id().unwrap())
+        .collect();
+    // Handed on before the accept was answered.
+    let got = handed(&mut rx);
+    assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+    for m in &got {
+        assert_eq!(m.state, MessageState::Submitting);
+        assert_eq!(m.attempts, 0);
+        assert_eq!(state(&store, m.id).await, MessageState::Submitting);
+    }
+    assert_eq!(got[1].to, "+2");
+    assert_eq!(got[1].created_at, at(0));
+    // The room ran out: the third waits for a claim.
+    assert_eq!(state(&store, ids[2]).await, MessageState::Accepted);
+    assert_eq!(
+        store
+            .claim(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        [ids[2]]
+    );
+    // A directly claimed message is recorded like any claimed one.
+    let out = store.apply(accepted_attempt(ids[0], "a")).await.unwrap();
+    assert_eq!(out, [UpdateOutcome::Applied, UpdateOutcome::Applied]);
+    assert_eq!(state(&store, ids[0]).await, MessageState::Submitted);
+}
+
+#[tokio::test]
+async fn a_fresh_message_does_not_overtake_ready_ones_or_go_before_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let waiting = accept_one(&store, message("+1", 0)).await;
+    let mut rx = fresh(&store, 10);
+    // Something is ready: a new message queues behind it, whatever its priority.
+    let urgent = accept_one(&store, message("+2", 3)).await;
+    assert!(handed(&mut rx).is_empty());
+    assert_eq!(state(&store, urgent).await, MessageState::Accepted);
+    let claimed = store.claim(10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [urgent, waiting]
+    );
+    // Nothing ready now, but a message for later waits for its time.
+    let later = accept_one(
+        &store,
+        NewMessage {
+            not_before: Some(at(60_000)),
+            ..message("+3", 1)
+        },
+    )
+    .await;
+    assert!(handed(&mut rx).is_empty());
+    assert_eq!(state(&store, later).await, MessageState::Accepted);
+    let now = accept_one(&store, message("+4", 1)).await;
+    assert_eq!(
+        handed(&mut rx).iter().map(|m| m.id).collect::<Vec<_>>(),
+        [now]
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_message_claimed_as_it_was_accepted_is_in_doubt_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = open(dir.path(), &clock).await;
+    let mut rx = fresh(&store, 10);
+    let id = accept_one(&store, message("+1", 0)).await;
+    assert_eq!(handed(&mut rx).len(), 1);
+    drop(store); // no close()
+
+    let store = open(dir.path(), &clock).await;
+    let rec = store.recover().await.unwrap();
+    let in_doubt: Vec<_> = rec.in_doubt.iter().map(|d| d.message.id).collect();
+    assert_eq!(in_doubt, [id]);
 }

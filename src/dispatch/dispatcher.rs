@@ -10,6 +10,7 @@
 //! on their parts, and a message whose parts all turn out accepted is not sent again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,8 +34,8 @@ use crate::sms::{
     ReferenceAllocatorConfig, SegmentationMethod,
 };
 use crate::store::{
-    AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, Message, MessageId, NewAttempt,
-    Reason, Store, StoreError, Timestamp, Update, UpdateOutcome,
+    AfterAttempt, AttemptOutcome as StoredOutcome, FinalState, FreshClaims, Message, MessageId,
+    NewAttempt, Reason, Store, StoreError, Timestamp, Update, UpdateOutcome,
 };
 use crate::webhook::Webhooks;
 
@@ -349,25 +350,43 @@ impl Dispatcher {
     /// store's next commit, so under load messages are claimed twice per sync, not once.
     /// Claims under way when `cancel` fires are finished and their messages handed out, as
     /// every claimed message is.
+    ///
+    /// The store also claims fresh messages as it accepts them, while nothing else is ready
+    /// (see [`Store::claim_fresh`]), within the room this loop keeps it informed of: they
+    /// arrive here without a claim of their own.
     pub async fn run(self: Arc<Self>, tracker: TaskTracker, cancel: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
         let mut claims = Claims::default();
+        let room = Arc::new(AtomicUsize::new(0));
+        let (to, mut fresh) = tokio::sync::mpsc::unbounded_channel();
+        self.store.claim_fresh(FreshClaims {
+            room: Arc::clone(&room),
+            to,
+        });
         // The last claim found less than it asked for (or there is no room): wait for news
         // before asking again.
         let mut idle = false;
         loop {
             while !idle && claims.set.len() < CLAIMS_AHEAD {
-                let room = permits
+                let ask = permits
                     .available_permits()
                     .saturating_sub(claims.reserved())
                     .min(self.config.claim_batch.max(1));
-                if room == 0 {
+                if ask == 0 {
                     idle = true;
                     break;
                 }
-                claims.start(Arc::clone(&self.store), room);
+                claims.start(Arc::clone(&self.store), ask);
             }
+            // What the store may claim as it accepts: the room the claims under way left.
+            room.store(
+                permits
+                    .available_permits()
+                    .saturating_sub(claims.reserved())
+                    .min(self.config.claim_batch.max(1)),
+                AtomicOrdering::Release,
+            );
             tokio::select! {
                 () = cancel.cancelled() => break,
                 Some(done) = claims.set.join_next_with_id(), if !claims.set.is_empty() => {
@@ -377,12 +396,23 @@ impl Dispatcher {
                         return;
                     }
                 }
+                Some(claimed) = fresh.recv() => {
+                    if !self.hand_out(claimed, &permits, &tracker).await {
+                        return;
+                    }
+                }
                 () = self.wake.notified(), if idle => idle = false,
                 () = tokio::time::sleep(poll), if idle => idle = false,
             }
         }
+        room.store(0, AtomicOrdering::Release);
         while let Some(done) = claims.set.join_next_with_id().await {
             let (claimed, _) = claims.finished(done);
+            if !self.hand_out(claimed, &permits, &tracker).await {
+                return;
+            }
+        }
+        while let Ok(claimed) = fresh.try_recv() {
             if !self.hand_out(claimed, &permits, &tracker).await {
                 return;
             }

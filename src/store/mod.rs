@@ -75,11 +75,11 @@ pub use id::{IdGenerator, MESSAGE_ID_LEN, MessageId, ParseIdError, RandomSource,
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use types::{
-    AcceptOutcome, AfterAttempt, Attempt, AttemptOutcome, Backlog, Cursor, FinalState, ListQuery,
-    MAX_BATCH, MAX_PAGE, Message, MessageDetail, MessageState, Mo, NewAttempt, NewMessage, NewMo,
-    NewReceipt, Page, Part, PartReceiptState, PartState, Priority, PruneReport, Reason, Receipt,
-    ReceiptMatch, ReceiptOutcome, Recovery, RollUp, StateCounts, Suppression, SuppressionSource,
-    UnknownName, Update, UpdateOutcome,
+    AcceptOutcome, AfterAttempt, Attempt, AttemptOutcome, Backlog, Cursor, FinalState, FreshClaims,
+    ListQuery, MAX_BATCH, MAX_PAGE, Message, MessageDetail, MessageState, Mo, NewAttempt,
+    NewMessage, NewMo, NewReceipt, Page, Part, PartReceiptState, PartState, Priority, PruneReport,
+    Reason, Receipt, ReceiptMatch, ReceiptOutcome, Recovery, RollUp, StateCounts, Suppression,
+    SuppressionSource, UnknownName, Update, UpdateOutcome,
 };
 
 /// The future every [`Store`] method returns (boxed, so the trait works as `dyn Store`).
@@ -92,7 +92,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// was kept.
 pub trait Store: Send + Sync {
     /// Stores up to [`MAX_BATCH`] new messages in one commit, as `accepted`, ready at their
-    /// `not_before` (or now). Per message: a new id, the original id when the idempotency key
+    /// `not_before` (or now), or already `submitting` when [`Store::claim_fresh`] claims
+    /// them. Per message: a new id, the original id when the idempotency key
     /// was used within the window (also within this same batch), or the suppression that
     /// stopped it. Fails fast with [`StoreError::Backlogged`] when the write queue is full.
     fn accept(&self, batch: Vec<NewMessage>) -> StoreFuture<'_, Vec<AcceptOutcome>>;
@@ -102,6 +103,14 @@ pub trait Store: Send + Sync {
     /// `next_attempt_at`. They move to `submitting`, so no two claims return the same
     /// message. Expired messages are claimed too: the dispatcher finishes them as expired.
     fn claim(&self, limit: usize) -> StoreFuture<'_, Vec<Message>>;
+
+    /// From now on, an accepted message that is due at once and finds nothing else ready
+    /// is claimed in its own commit, while `claims.room` lasts, and sent to `claims.to`
+    /// once that commit is on the disk: the claim's own commit and sync are spared. A store
+    /// may ignore this (every message is then claimed by [`Store::claim`]).
+    fn claim_fresh(&self, claims: FreshClaims) {
+        let _ = claims;
+    }
 
     /// Records up to [`MAX_BATCH`] outcomes in one commit (see [`Update`]), answering each.
     fn apply(&self, updates: Vec<Update>) -> StoreFuture<'_, Vec<UpdateOutcome>>;

@@ -27,10 +27,10 @@ use self::recent::RecentParts;
 use self::shared::Counts;
 use self::writer::{Ctx, Job, Msg, Syncer, Writer};
 use super::{
-    AcceptOutcome, Backlog, Clock, IdGenerator, ListQuery, MAX_BATCH, MAX_PAGE, Message,
-    MessageDetail, MessageId, Mo, NewMessage, NewMo, NewReceipt, Page, PruneReport, RandomSource,
-    ReceiptOutcome, Recovery, RollUp, SplitMix64, StateCounts, Store, StoreError, StoreFuture,
-    Suppression, SuppressionSource, SystemClock, Update, UpdateOutcome,
+    AcceptOutcome, Backlog, Clock, FreshClaims, IdGenerator, ListQuery, MAX_BATCH, MAX_PAGE,
+    Message, MessageDetail, MessageId, Mo, NewMessage, NewMo, NewReceipt, Page, PruneReport,
+    RandomSource, ReceiptOutcome, Recovery, RollUp, SplitMix64, StateCounts, Store, StoreError,
+    StoreFuture, Suppression, SuppressionSource, SystemClock, Update, UpdateOutcome,
 };
 
 /// How hard each commit pushes data to the disk (SQLite's `synchronous` pragma in WAL mode).
@@ -186,6 +186,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
+    /// Where the writer sends the messages it claims as they are accepted (see
+    /// [`Store::claim_fresh`]).
+    fresh: Arc<Mutex<Option<FreshClaims>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -222,7 +225,9 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel(config.queue_rows);
         let counts = Arc::new(Counts::new(opened.counts));
+        let fresh = Arc::new(Mutex::new(None));
         let writer = Writer {
+            fresh: Arc::clone(&fresh),
             conn: opened.conn,
             ids: IdGenerator::new(rng),
             next_rid: opened.next_rid,
@@ -254,6 +259,7 @@ impl SqliteStore {
                 clock,
                 writer: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
+                fresh,
             }),
         })
     }
@@ -477,6 +483,10 @@ impl Store for SqliteStore {
             }
             self.write(batch, rows, false, writer::accept).await
         })
+    }
+
+    fn claim_fresh(&self, claims: FreshClaims) {
+        *self.inner.fresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(claims);
     }
 
     fn claim(&self, limit: usize) -> StoreFuture<'_, Vec<Message>> {

@@ -874,3 +874,15 @@ mod tests {
         assert!(Priority::new(2) > Priority::new(1));
     }
 }
+
+/// Where [`Store::claim_fresh`](super::Store::claim_fresh) sends the messages it claims as
+/// they are accepted, and how many it may claim.
+#[derive(Clone, Debug)]
+pub struct FreshClaims {
+    /// How many messages the dispatcher takes now. The store takes one from it for each
+    /// message it claims; the dispatcher sets it again as its room changes.
+    pub room: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Where the claimed messages go, `submitting`, once their commit is on the disk (before
+    /// their producer hears of them).
+    pub to: tokio::sync::mpsc::UnboundedSender<Vec<Message>>,
+}

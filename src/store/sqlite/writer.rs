@@ -32,10 +32,10 @@ use super::shared::Counts;
 use super::{SqliteConfig, schema};
 use crate::sms::ReceiptStat;
 use crate::store::{
-    AcceptOutcome, AfterAttempt, Clock, IdGenerator, Message, MessageId, MessageState, NewMessage,
-    NewMo, NewReceipt, PartReceiptState, PartState, Priority, PruneReport, Reason, ReceiptMatch,
-    ReceiptOutcome, RollUp, StoreError, Suppression, SuppressionSource, Timestamp, Update,
-    UpdateOutcome,
+    AcceptOutcome, AfterAttempt, Clock, FreshClaims, IdGenerator, Message, MessageId, MessageState,
+    NewMessage, NewMo, NewReceipt, PartReceiptState, PartState, Priority, PruneReport, Reason,
+    ReceiptMatch, ReceiptOutcome, RollUp, StoreError, Suppression, SuppressionSource, Timestamp,
+    Update, UpdateOutcome,
 };
 
 /// What goes over the writer's channel.
@@ -115,6 +115,31 @@ impl<Req: Send, Res: Send> Task for Job<Req, Res> {
     }
 }
 
+/// Messages claimed as they were accepted, sent on once their commit is on the disk (see
+/// [`Store::claim_fresh`](crate::store::Store::claim_fresh)).
+struct HandOff {
+    messages: Vec<Message>,
+    to: tokio::sync::mpsc::UnboundedSender<Vec<Message>>,
+}
+
+impl Task for HandOff {
+    fn rows(&self) -> usize {
+        0
+    }
+
+    fn run(&mut self, _: &mut Ctx<'_>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn succeed(self: Box<Self>) {
+        // A dispatcher that stopped leaves them `submitting`: in doubt at the next start, as
+        // any claimed message.
+        let _ = self.to.send(self.messages);
+    }
+
+    fn fail(self: Box<Self>, _: StoreError) {}
+}
+
 /// What a task sees while it runs: the connection inside the open transaction and the
 /// writer's state.
 pub(super) struct Ctx<'a> {
@@ -140,6 +165,13 @@ pub(super) struct Ctx<'a> {
     updates: Option<UpdateStatements<'a>>,
     /// The accept statements, likewise (single POSTs come one message at a time).
     accepts: Option<AcceptStatements<'a>>,
+    /// Where messages claimed as they are accepted go, if anywhere.
+    fresh: Option<&'a FreshClaims>,
+    /// Whether accepts may claim in this transaction: `None` until the first looks whether
+    /// anything else is ready; `Some(false)` once the room ran out.
+    fresh_open: Option<bool>,
+    /// The messages claimed as they were accepted in this transaction.
+    handed: Vec<Message>,
 }
 
 impl Ctx<'_> {
@@ -199,6 +231,9 @@ pub(super) struct Writer {
     pub(super) counts: Arc<Counts>,
     /// With `synchronous = full`: makes each commit durable before it is answered.
     pub(super) syncer: Option<Syncer>,
+    /// Where to send the messages claimed as they are accepted (see
+    /// [`Store::claim_fresh`](crate::store::Store::claim_fresh)).
+    pub(super) fresh: Arc<std::sync::Mutex<Option<FreshClaims>>>,
 }
 
 /// Makes commits durable off the writer's thread, so the next transaction runs while the
@@ -350,8 +385,13 @@ impl Writer {
             return;
         }
         match self.run_batch(batch) {
-            Ok(deltas) => {
+            Ok((deltas, handed)) => {
                 self.counts.apply(&deltas);
+                // Sent on before any of the batch is answered: once a producer hears of a
+                // message, the dispatcher has it.
+                if let Some(handed) = handed {
+                    batch.insert(0, Box::new(handed));
+                }
                 match &self.syncer {
                     Some(syncer) => syncer.hand_over(std::mem::take(batch)),
                     None => batch.drain(..).for_each(|task| task.succeed()),
@@ -381,7 +421,11 @@ impl Writer {
         Ok(())
     }
 
-    fn run_batch(&mut self, batch: &mut [Box<dyn Task>]) -> Result<[i64; 10], StoreError> {
+    fn run_batch(
+        &mut self,
+        batch: &mut [Box<dyn Task>],
+    ) -> Result<([i64; 10], Option<HandOff>), StoreError> {
+        let fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner()).clone();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         if let Err(e) = self.rebuild_stale() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -400,6 +444,9 @@ impl Writer {
             config: &self.config,
             updates: None,
             accepts: None,
+            fresh: fresh.as_ref(),
+            fresh_open: None,
+            handed: Vec::new(),
         };
         let mut result = Ok(());
         for task in batch.iter_mut() {
@@ -409,6 +456,7 @@ impl Writer {
             }
         }
         let (deltas, unmatched) = (cx.deltas, cx.unmatched_delta);
+        let handed = std::mem::take(&mut cx.handed);
         // The statements go back to the cache before the transaction ends.
         drop(cx);
         // Each destination bucket this transaction completed joins the index, in key order.
@@ -440,7 +488,14 @@ impl Writer {
         }
         self.unmatched += unmatched;
         self.dest_upto = dest_upto;
-        Ok(deltas)
+        let handed = match fresh {
+            Some(fresh) if !handed.is_empty() => Some(HandOff {
+                messages: handed,
+                to: fresh.to,
+            }),
+            _ => None,
+        };
+        Ok((deltas, handed))
     }
 }
 
@@ -481,7 +536,10 @@ const FIND_FRESH_KEY: &str = "SELECT msg_id FROM idempotency WHERE key = ?1 AND 
 const INSERT_MESSAGE: &str = "INSERT OR FAIL INTO messages (id, state, priority, next_at, \
      created_at, updated_at, expires_at, parts, encoding, to_addr, from_addr, carrier, idem_key, \
      callback, tags, body, rid) \
-     VALUES (?1, 0, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+     VALUES (?1, ?16, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+/// Whether a message of priority ?1 is ready at ?2 (one seek of the ready index).
+const READY_AT: &str = "SELECT 1 FROM messages INDEXED BY messages_ready \
+     WHERE state IN (0, 3) AND priority = ?1 AND next_at <= ?2 LIMIT 1";
 
 /// The statements accepts use, kept for the rest of the transaction (see [`Ctx`]).
 struct AcceptStatements<'c> {
@@ -577,10 +635,16 @@ fn accept_with(
                 }
             }
         }
+        let next_at = m.not_before.map_or(now, Timestamp::as_millis);
+        let state = if next_at <= now && claims_fresh(cx)? {
+            MessageState::Submitting
+        } else {
+            MessageState::Accepted
+        };
         insert.execute(params![
             &bytes[..],
             m.priority.get(),
-            m.not_before.map_or(now, Timestamp::as_millis),
+            next_at,
             now,
             m.expires_at.as_millis(),
             m.parts,
@@ -593,11 +657,74 @@ fn accept_with(
             m.tags,
             m.body,
             rid,
+            state.code(),
         ])?;
-        cx.moved(None, Some(MessageState::Accepted));
+        cx.moved(None, Some(state));
+        if state == MessageState::Submitting {
+            cx.inflight.claimed(
+                rid,
+                Claim {
+                    id: bytes,
+                    attempts: 0,
+                    accepted_at: now,
+                    parts: m.parts,
+                    has_callback_url: m.callback_url.is_some(),
+                },
+            );
+            cx.handed.push(Message {
+                id,
+                idempotency_key: m.idempotency_key.clone(),
+                to: m.to.clone(),
+                from: m.from.clone(),
+                body: m.body.clone(),
+                encoding: m.encoding,
+                parts: m.parts,
+                priority: m.priority,
+                expires_at: m.expires_at,
+                callback_url: m.callback_url.clone(),
+                carrier: m.carrier.clone(),
+                tags: m.tags.clone(),
+                state,
+                reason: None,
+                created_at: cx.now,
+                updated_at: cx.now,
+                next_attempt_at: Some(Timestamp::from_millis(next_at)),
+                attempts: 0,
+                in_doubt_resubmits: 0,
+            });
+        }
         out.push(AcceptOutcome::Inserted(id));
     }
     Ok(out)
+}
+
+/// Whether the message being accepted is claimed with it (see
+/// [`Store::claim_fresh`](crate::store::Store::claim_fresh)): only while nothing accepted
+/// earlier is ready (claims keep priority order), and only within the dispatcher's room,
+/// which this takes one from.
+fn claims_fresh(cx: &mut Ctx<'_>) -> Result<bool, StoreError> {
+    let Some(fresh) = cx.fresh else {
+        return Ok(false);
+    };
+    if cx.fresh_open.is_none() {
+        let mut ready = cx.conn.prepare_cached(READY_AT)?;
+        let mut waiting = false;
+        for priority in 0..=Priority::MAX.get() {
+            waiting |= ready.exists(params![priority, cx.now.as_millis()])?;
+        }
+        cx.fresh_open = Some(!waiting);
+    }
+    if cx.fresh_open != Some(true) {
+        return Ok(false);
+    }
+    let took = fresh
+        .room
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
+        .is_ok();
+    if !took {
+        cx.fresh_open = Some(false);
+    }
+    Ok(took)
 }
 
 // ---- claim ----------------------------------------------------------------------------------
