@@ -169,8 +169,9 @@ impl CarrierEntry {
 #[serde(default, deny_unknown_fields)]
 pub struct DispatchConfig {
     /// The most messages claimed per store call (at most 1 000). A claim waits for its commit
-    /// to be on the disk and two run at once, so this bounds the dispatch rate at about twice
-    /// `claim_batch` per commit round trip. Default 1 000.
+    /// to be on the disk and two run at once, so this bounds the rate of claims at about twice
+    /// `claim_batch` per commit round trip. It also bounds the room the store is given to
+    /// claim fresh messages as it accepts them. Default 1 000.
     pub claim_batch: usize,
     /// Messages being handled at once. Default 20 000.
     pub max_in_flight: usize,
