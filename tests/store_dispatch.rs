@@ -866,3 +866,43 @@ async fn a_fresh_message_claimed_as_it_was_accepted_is_in_doubt_after_a_crash() 
     let in_doubt: Vec<_> = rec.in_doubt.iter().map(|d| d.message.id).collect();
     assert_eq!(in_doubt, [id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_room_closes_a_write_is_answered_after_every_message_claimed_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    let store = Arc::new(open(dir.path(), &clock).await);
+    let room = Arc::new(AtomicUsize::new(1_000));
+    let (to, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    store.claim_fresh(FreshClaims {
+        room: Arc::clone(&room),
+        to,
+    });
+    // Accepts race the closing of the room, as they do when the dispatcher stops.
+    let accepting: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let batch = (0..10).map(|j| message(&format!("+{i}{j}"), 1)).collect();
+                store.accept(batch).await.unwrap()
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    room.store(0, std::sync::atomic::Ordering::Release);
+    store.writable().await.unwrap();
+    let handed: HashSet<MessageId> = handed(&mut rx).iter().map(|m| m.id).collect();
+    for task in accepting {
+        for outcome in task.await.unwrap() {
+            let id = outcome.id().unwrap();
+            let s = state(&store, id).await;
+            // Claimed with its accept and handed on, or left for a claim: never claimed and
+            // held back.
+            assert_eq!(
+                s == MessageState::Submitting,
+                handed.contains(&id),
+                "{id} is {s:?}"
+            );
+        }
+    }
+}

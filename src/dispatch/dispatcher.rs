@@ -407,6 +407,9 @@ impl Dispatcher {
             }
         }
         room.store(0, AtomicOrdering::Release);
+        // Messages the store claimed before the room closed may still be on their way: a
+        // write queued now is answered after theirs (the store answers in commit order).
+        let _ = self.store.writable().await;
         while let Some(done) = claims.set.join_next_with_id().await {
             let (claimed, _) = claims.finished(done);
             if !self.hand_out(claimed, &permits, &tracker).await {
