@@ -408,8 +408,16 @@ impl Dispatcher {
         }
         room.store(0, AtomicOrdering::Release);
         // Messages the store claimed before the room closed may still be on their way: a
-        // write queued now is answered after theirs (the store answers in commit order).
-        let _ = self.store.writable().await;
+        // write queued now is answered after theirs (the store answers in commit order). A
+        // full queue refuses it at once: try again while it drains (bounded).
+        for _ in 0..100 {
+            match self.store.writable().await {
+                Err(StoreError::Backlogged { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => break,
+            }
+        }
         while let Some(done) = claims.set.join_next_with_id().await {
             let (claimed, _) = claims.finished(done);
             if !self.hand_out(claimed, &permits, &tracker).await {
