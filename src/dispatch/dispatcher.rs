@@ -1,8 +1,9 @@
 //! The dispatch loop: claim ready messages, segment them for a carrier, route, submit all
 //! parts through one bind, record every outcome, and decide what comes next.
 //!
-//! Each claimed message is handled by its own task, bounded by a semaphore; the store
-//! group-commits the updates of all of them. A throttled or unavailable carrier gives the
+//! Each claimed message is handled by its own task, bounded by a semaphore; what its attempt
+//! did is recorded in batches (see [`outcomes`](super::outcomes)), which the store
+//! group-commits. A throttled or unavailable carrier gives the
 //! message back untouched (no attempt is spent); a transient error backs off and moves to the
 //! next carrier; a permanent one fails the message with the status as reason; a missing
 //! response follows the carrier's in-doubt policy, and every resubmit of an in-doubt message
@@ -15,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::outcomes::{Outcomes, Record};
 use super::policy::{AttemptOutcome, Decision, InDoubtPolicy, RetryPolicy};
 use crate::api::validate::sender;
 use crate::carrier::{CarrierPool, SubmitError};
@@ -276,6 +278,7 @@ pub struct Dispatcher {
     draws: Mutex<u64>,
     references: std::sync::atomic::AtomicU64,
     unanswered: Mutex<HashMap<u64, Unanswered>>,
+    outcomes: Outcomes,
 }
 
 fn now_ts() -> Timestamp {
@@ -319,6 +322,7 @@ impl Dispatcher {
             draws: Mutex::new(seed | 1),
             references: std::sync::atomic::AtomicU64::new(1),
             unanswered: Mutex::new(HashMap::new()),
+            outcomes: Outcomes::default(),
         }
     }
 
@@ -448,8 +452,7 @@ impl Dispatcher {
                 // An attempt's future is large (it awaits the carrier and the store). Boxed,
                 // it is moved once, not at every step of spawning, polling and finishing the
                 // task.
-                Box::pin(this.handle(message)).await;
-                drop(permit);
+                Box::pin(this.handle(message, permit)).await;
             });
         }
         true
@@ -502,8 +505,9 @@ impl Dispatcher {
         }
     }
 
-    /// Handles one claimed message through one attempt.
-    pub async fn handle(&self, message: Message) {
+    /// Handles one claimed message through one attempt; `permit` is released once what
+    /// the attempt did is recorded.
+    async fn handle(&self, message: Message, permit: OwnedSemaphorePermit) {
         if self.settled_while_waiting(&message).await {
             return;
         }
@@ -569,7 +573,7 @@ impl Dispatcher {
         let Some(attempt) = attempt else {
             return self.release(&message, Duration::from_millis(500)).await;
         };
-        self.record(message, chosen, attempt).await;
+        self.record(message, chosen, attempt, permit).await;
     }
 
     /// Where in `candidates` this attempt starts. After a throttled attempt, at the carrier
@@ -853,7 +857,13 @@ impl Dispatcher {
     }
 
     /// Records the attempt's outcome and what follows it.
-    async fn record(&self, message: Message, i: usize, attempt: Attempted) {
+    async fn record(
+        &self,
+        message: Message,
+        i: usize,
+        attempt: Attempted,
+        permit: OwnedSemaphorePermit,
+    ) {
         let carrier = &self.carriers[i];
         let name = carrier.name().to_owned();
         let mut updates = Vec::new();
@@ -1017,19 +1027,14 @@ impl Dispatcher {
             next,
         });
         self.notify(&message, webhook_status, reason.as_ref());
-        let outcomes = self.apply(updates).await;
-        // Receipts that came before their submit_sm_resp were matched as the parts were
-        // recorded: roll them up now that the message is submitted.
-        let matched: Vec<_> = outcomes
-            .into_iter()
-            .filter_map(|o| match o {
-                UpdateOutcome::ReceiptMatched(m) => Some((carrier.clone(), m)),
-                _ => None,
-            })
-            .collect();
-        if webhook_status == "submitted" && !matched.is_empty() {
-            crate::receipts::roll_up(&*self.store, self.webhooks.as_ref(), matched).await;
-        }
+        let record = Record {
+            updates,
+            roll_up: (webhook_status == "submitted").then(|| carrier.clone()),
+            permit: Some(permit),
+        };
+        self.outcomes
+            .record(&*self.store, self.webhooks.as_ref(), record)
+            .await;
     }
 }
 
