@@ -14,7 +14,8 @@
 //! `PIPELINE_TO_INDEX` `[store] index_destinations` (`true`, the default, or `false`),
 //! `PIPELINE_CLAIM` `[dispatch] claim_batch` (default 1 000), `PIPELINE_WINDOW` the bind
 //! window (default 100), `PIPELINE_IDS` the simulator's message id format (`hex`, the
-//! default, `decimal` or `uuid`).
+//! default, `decimal` or `uuid`), `PIPELINE_WORKERS` the engine's `[engine] worker_threads`
+//! (default 0: one fewer than the cores, at least one).
 //!
 //! Scenarios (each bounded: sending for a fixed time, at most a fixed count in quick mode,
 //! then at most a drain cap for the pipeline to finish):
@@ -33,8 +34,9 @@
 //! engine (the process's CPU time less the simulator's threads and the load thread; in
 //! brackets the store writer thread's share of it), of the simulator and of the load
 //! generator, from /proc; and peak RSS (VmHWM, reset before each
-//! scenario) of the whole process. The load generator runs on one thread of its own; the
-//! engine has two worker threads, the simulator one, all on the machine's cores.
+//! scenario) of the whole process. The load generator runs on one thread of its own, the
+//! simulator on one, the engine on its worker threads as `smppd run` sizes them (besides the
+//! store's own threads), all on the machine's cores.
 //!
 //! The bind-level scenarios (pool and session against the simulator, no HTTP and no store)
 //! are `cargo bench --bench binds`.
@@ -528,7 +530,16 @@ fn main() {
             .expect("a runtime")
     };
     let rts = Runtimes {
-        engine: runtime("engine", 2),
+        // As `smppd run` sizes it (`engine.worker_threads`, 0 for its default).
+        engine: runtime(
+            "engine",
+            smppd::config::worker_threads(
+                std::env::var("PIPELINE_WORKERS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
+        ),
         sim: runtime("sim", 1),
         target: runtime("target", 1),
     };

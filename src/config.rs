@@ -40,6 +40,19 @@ pub enum ConfigError {
     },
 }
 
+/// The most `engine.worker_threads` may ask for.
+const MAX_WORKER_THREADS: usize = 1024;
+
+/// `engine.worker_threads` resolved: as set, or for 0 one fewer than the cores, at least one.
+pub fn worker_threads(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
+}
+
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -55,6 +68,10 @@ pub struct EngineSection {
     pub data_dir: PathBuf,
     /// How long shutdown waits for windows to drain before unbinding, seconds. Default 10.
     pub shutdown_grace_secs: u64,
+    /// Threads of the async runtime (API, dispatch, binds, receipts). 0, the default: one
+    /// fewer than the machine's cores, at least one, since the store's writer has a thread
+    /// of its own.
+    pub worker_threads: usize,
 }
 
 impl Default for EngineSection {
@@ -62,6 +79,7 @@ impl Default for EngineSection {
         EngineSection {
             data_dir: PathBuf::from("./data"),
             shutdown_grace_secs: 10,
+            worker_threads: 0,
         }
     }
 }
@@ -207,6 +225,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Shutdown grace.
     pub shutdown_grace: std::time::Duration,
+    /// Threads of the async runtime (`engine.worker_threads`, resolved).
+    pub worker_threads: usize,
     /// Submit socket address.
     pub api_listen: SocketAddr,
     /// Optional Unix socket.
@@ -285,6 +305,12 @@ impl ConfigFile {
                 ));
             }
             api_keys.push((resolved, key.clone()));
+        }
+        if self.engine.worker_threads > MAX_WORKER_THREADS {
+            return Err(invalid(
+                "engine.worker_threads",
+                format!("0 (one fewer than the cores) to {MAX_WORKER_THREADS}"),
+            ));
         }
         if self.api.default_priority > 3 {
             return Err(invalid("api.default_priority", "0 to 3"));
@@ -424,6 +450,7 @@ impl ConfigFile {
         Ok(Config {
             data_dir,
             shutdown_grace: std::time::Duration::from_secs(self.engine.shutdown_grace_secs),
+            worker_threads: worker_threads(self.engine.worker_threads),
             api_listen: address("api.listen", &self.api.listen)?,
             api_unix_socket: self.api.unix_socket,
             max_body_bytes: self.api.max_body_bytes.max(1024),
@@ -498,6 +525,18 @@ system_id = "esme"
         assert!(check("").unwrap().store.index_destinations);
         assert_eq!(key_of(check("[store]\ncache_mib = 0")), "store.cache_mib");
         assert_eq!(config.store.synchronous, Synchronous::Normal);
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_fewer_than_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(check("").unwrap().worker_threads, (cores - 1).max(1));
+        let config = check("[engine]\nworker_threads = 3").unwrap();
+        assert_eq!(config.worker_threads, 3);
+        assert_eq!(
+            key_of(check("[engine]\nworker_threads = 1025")),
+            "engine.worker_threads"
+        );
     }
 
     #[test]

@@ -368,7 +368,8 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+/// `smppd run`: the configuration decides the runtime's threads.
+fn run_command(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -376,6 +377,15 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = load(config_path.as_deref())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     let children = start_simulators(&config.simulators)?;
     if !children.is_empty() {
         // Give the simulators a moment to listen; the binds retry anyway.
@@ -484,7 +494,7 @@ fn main() -> ExitCode {
             .context("starting the runtime")
     };
     let result = match cli.command {
-        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(config))),
+        Command::Run { config } => run_command(config),
         Command::CheckConfig { config } => Config::load(&config)
             .map(|c| {
                 println!(
