@@ -508,7 +508,9 @@ impl Dispatcher {
     /// Handles one claimed message through one attempt; `permit` is released once what
     /// the attempt did is recorded.
     async fn handle(&self, message: Message, permit: OwnedSemaphorePermit) {
-        if self.settled_while_waiting(&message).await {
+        // Boxed: rare, and its future (it may roll receipts up) would otherwise make every
+        // attempt's future, which is moved as it is spawned, several times larger.
+        if waited_to_settle(&message) && Box::pin(self.settled_while_waiting(&message)).await {
             return;
         }
         let now = now_ts();
@@ -573,7 +575,11 @@ impl Dispatcher {
         let Some(attempt) = attempt else {
             return self.release(&message, Duration::from_millis(500)).await;
         };
-        self.record(message, chosen, attempt, permit).await;
+        let record = self.recorded(&message, chosen, attempt, permit);
+        drop(message);
+        self.outcomes
+            .record(&*self.store, self.webhooks.as_ref(), record)
+            .await;
     }
 
     /// Where in `candidates` this attempt starts. After a throttled attempt, at the carrier
@@ -797,7 +803,7 @@ impl Dispatcher {
     /// meanwhile: it is submitted after all, and is not sent again. The store needs an attempt
     /// to move it to `submitted`; the one recorded says that nothing new was sent.
     async fn settled_while_waiting(&self, message: &Message) -> bool {
-        if message.attempts == 0 || message.reason.as_ref().is_none_or(|r| r.code != "in_doubt") {
+        if !waited_to_settle(message) {
             return false;
         }
         let Ok(Some(detail)) = self.store.get(message.id).await else {
@@ -856,14 +862,15 @@ impl Dispatcher {
         true
     }
 
-    /// Records the attempt's outcome and what follows it.
-    async fn record(
+    /// What to record of the attempt's outcome and what follows it. (Built outside any
+    /// future: the attempt's future, moved as it is spawned, stays small.)
+    fn recorded(
         &self,
-        message: Message,
+        message: &Message,
         i: usize,
         attempt: Attempted,
         permit: OwnedSemaphorePermit,
-    ) {
+    ) -> Record {
         let carrier = &self.carriers[i];
         let name = carrier.name().to_owned();
         let mut updates = Vec::new();
@@ -1026,15 +1033,12 @@ impl Dispatcher {
             },
             next,
         });
-        self.notify(&message, webhook_status, reason.as_ref());
-        let record = Record {
+        self.notify(message, webhook_status, reason.as_ref());
+        Record {
             updates,
             roll_up: (webhook_status == "submitted").then(|| carrier.clone()),
             permit: Some(permit),
-        };
-        self.outcomes
-            .record(&*self.store, self.webhooks.as_ref(), record)
-            .await;
+        }
     }
 }
 
@@ -1053,6 +1057,16 @@ enum Failure {
     Busy(Duration),
     /// It can never go: fail the message.
     Final(Reason),
+}
+
+/// Whether the message waited to settle a doubt: an attempt went unanswered, and the
+/// late responses may have settled it meanwhile.
+fn waited_to_settle(message: &Message) -> bool {
+    message.attempts > 0
+        && message
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.code == "in_doubt")
 }
 
 /// The attempt in one word: the worst part decides (a refusal, then doubt, then throttling).

@@ -63,6 +63,13 @@ impl Outcomes {
             }
             queue.flushing = true;
         }
+        // Boxed: only the flusher gets here, and the write's future (it may roll receipts
+        // up) would otherwise make every attempt's future several times larger.
+        Box::pin(self.flush(store, webhooks)).await;
+    }
+
+    /// Lets the other ready tasks queue their records, then writes everything queued.
+    async fn flush(&self, store: &dyn Store, webhooks: Option<&Webhooks>) {
         tokio::task::yield_now().await;
         let batches = {
             let mut queue = self.lock();
