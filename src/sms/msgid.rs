@@ -67,41 +67,48 @@ impl IdNormalizer {
 /// matching the wrong message.
 pub fn normalize_message_id(id: &str, format: IdFormat) -> MessageIdKey {
     let id = id.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    // Built in one string: the receipt and the submit_sm_resp of every message take a key.
+    let mut key = String::with_capacity(id.len() + 2);
     let numeric = match format {
-        IdFormat::Opaque => None,
+        IdFormat::Opaque => false,
         IdFormat::Hex => {
             let digits = id
                 .strip_prefix("0x")
                 .or_else(|| id.strip_prefix("0X"))
                 .unwrap_or(id);
-            hex_key(digits)
+            push_hex_key(&mut key, digits)
         }
-        IdFormat::Decimal => decimal_to_hex(id),
+        IdFormat::Decimal => push_decimal_as_hex(&mut key, id),
     };
-    MessageIdKey(match numeric {
-        Some(hex) => format!("n:{hex}"),
-        None => format!("s:{id}"),
-    })
+    if !numeric {
+        key.push_str("s:");
+        key.push_str(id);
+    }
+    MessageIdKey(key)
 }
 
-/// Hex digits as lower case without leading zeros ("0" for zero); `None` if not hex.
-fn hex_key(digits: &str) -> Option<String> {
+/// Appends `n:` and the hex digits as lower case without leading zeros ("0" for zero);
+/// false, appending nothing, if they are not hex.
+fn push_hex_key(out: &mut String, digits: &str) -> bool {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+        return false;
     }
     let trimmed = digits.trim_start_matches('0');
-    Some(if trimmed.is_empty() {
-        "0".to_owned()
+    out.push_str("n:");
+    if trimmed.is_empty() {
+        out.push('0');
     } else {
-        trimmed.to_ascii_lowercase()
-    })
+        out.extend(trimmed.chars().map(|c| c.to_ascii_lowercase()));
+    }
+    true
 }
 
-/// A decimal number of any length as lower-case hex without leading zeros; `None` if not
-/// decimal. Ids are at most 64 characters, so the schoolbook conversion is cheap.
-fn decimal_to_hex(digits: &str) -> Option<String> {
+/// Appends `n:` and a decimal number of any length as lower-case hex without leading zeros;
+/// false, appending nothing, if it is not decimal. Ids are at most 64 characters, so the
+/// schoolbook conversion is cheap.
+fn push_decimal_as_hex(out: &mut String, digits: &str) -> bool {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return false;
     }
     // Little-endian base-2^32 limbs.
     let mut limbs: Vec<u32> = vec![0];
@@ -116,18 +123,21 @@ fn decimal_to_hex(digits: &str) -> Option<String> {
             limbs.push(carry as u32);
         }
     }
-    while limbs.len() > 1 && limbs.last() == Some(&0) {
-        limbs.pop();
+    out.push_str("n:");
+    let mut started = false;
+    for limb in limbs.iter().rev() {
+        for shift in (0..8).rev() {
+            let digit = (limb >> (shift * 4)) & 0xf;
+            if started || digit != 0 {
+                started = true;
+                out.push(char::from(b"0123456789abcdef"[digit as usize]));
+            }
+        }
     }
-    let mut out = String::with_capacity(limbs.len() * 8);
-    let mut rest = limbs.iter().rev();
-    if let Some(top) = rest.next() {
-        out.push_str(&format!("{top:x}"));
+    if !started {
+        out.push('0');
     }
-    for limb in rest {
-        out.push_str(&format!("{limb:08x}"));
-    }
-    Some(out)
+    true
 }
 
 #[cfg(test)]

@@ -237,8 +237,7 @@ impl Field {
 
     /// Whether some label starts with octet `b` (in any case).
     fn may_start(b: u8) -> bool {
-        let b = b.to_ascii_lowercase();
-        Field::ALL.iter().any(|f| f.words()[0][0] == b)
+        LABEL_START[usize::from(b)]
     }
 
     /// If `rest` starts with this label and its colon, the offset just after the colon.
@@ -263,8 +262,34 @@ impl Field {
 
 /// Octets that may precede a label, and that end a field's value.
 fn is_separator(b: u8) -> bool {
-    b.is_ascii_whitespace() || b.is_ascii_control() || matches!(b, b',' | b';' | b'|')
+    SEPARATOR[usize::from(b)]
 }
+
+/// [`is_separator`] for every octet: whitespace, controls, `,`, `;` and `|`.
+const SEPARATOR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let o = b as u8;
+        table[b] =
+            o.is_ascii_whitespace() || o.is_ascii_control() || matches!(o, b',' | b';' | b'|');
+        b += 1;
+    }
+    table
+};
+
+/// The octets some label starts with, in either case.
+const LABEL_START: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut f = 0;
+    while f < Field::ALL.len() {
+        let first = Field::ALL[f].words()[0][0];
+        table[first.to_ascii_lowercase() as usize] = true;
+        table[first.to_ascii_uppercase() as usize] = true;
+        f += 1;
+    }
+    table
+};
 
 /// Reads a receipt text. Never fails: whatever is not found is `None`.
 ///
@@ -279,9 +304,10 @@ pub fn parse_receipt(text: &str) -> Receipt {
     // The fields found so far, a bit each.
     let mut seen = 0u8;
     let mut i = 0;
-    while i < bytes.len() {
-        let at_boundary = i == 0 || is_separator(bytes[i - 1]);
-        if at_boundary && Field::may_start(bytes[i]) {
+    // Whether octet i starts the text or follows a separator.
+    let mut at_boundary = true;
+    while let Some(&b) = bytes.get(i) {
+        if at_boundary && Field::may_start(b) {
             let hit = Field::ALL
                 .iter()
                 .filter(|f| seen & f.bit() == 0)
@@ -289,10 +315,13 @@ pub fn parse_receipt(text: &str) -> Receipt {
             if let Some((field, value_start)) = hit {
                 seen |= field.bit();
                 found.push((field, i, value_start));
+                // The value follows a colon: not a boundary.
                 i = value_start;
+                at_boundary = false;
                 continue;
             }
         }
+        at_boundary = is_separator(b);
         i += 1;
     }
 
