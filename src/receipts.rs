@@ -85,19 +85,19 @@ struct ReceiptBatch {
 
 /// Counts of one batch's receipts, added to the metrics once per label set.
 #[derive(Default)]
-struct Tally {
-    by_stat: HashMap<(String, &'static str), u64>,
-    correlated: HashMap<(String, &'static str), u64>,
+struct Tally<'a> {
+    by_stat: HashMap<(&'a str, &'static str), u64>,
+    correlated: HashMap<(&'a str, &'static str), u64>,
 }
 
-impl Tally {
+impl Tally<'_> {
     fn flush(self) {
         for ((carrier, stat), n) in self.by_stat {
-            metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier, "stat" => stat)
+            metrics::counter!(crate::metrics::RECEIPTS, "carrier" => carrier.to_owned(), "stat" => stat)
                 .increment(n);
         }
         for ((carrier, result), n) in self.correlated {
-            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier, "result" => result)
+            metrics::counter!(crate::metrics::RECEIPTS_MATCHED, "carrier" => carrier.to_owned(), "result" => result)
                 .increment(n);
         }
     }
@@ -117,33 +117,34 @@ impl ReceiptBatch {
             receipts,
             responders,
         } = self;
+        let carriers_of: Vec<(String, &'static str)> = receipts
+            .iter()
+            .map(|r| {
+                (
+                    r.carrier.clone(),
+                    r.stat.as_ref().map_or("none", stat_label),
+                )
+            })
+            .collect();
         let mut tally = Tally::default();
-        for r in &receipts {
-            let stat = r.stat.as_ref().map_or("none", stat_label);
-            *tally.by_stat.entry((r.carrier.clone(), stat)).or_default() += 1;
+        for (carrier, stat) in &carriers_of {
+            *tally.by_stat.entry((carrier, stat)).or_default() += 1;
         }
-        let carriers_of: Vec<String> = receipts.iter().map(|r| r.carrier.clone()).collect();
         let mut finished = Vec::new();
         let status = match store.store_receipts_rolling_up(receipts, Some(rule)).await {
             Ok(outcomes) => {
                 let now = Timestamp::now();
                 let mut latency: HashMap<&str, metrics::Histogram> = HashMap::new();
                 let mut matched = Vec::new();
-                for (carrier, outcome) in carriers_of.iter().zip(outcomes) {
+                for ((carrier, _), outcome) in carriers_of.iter().zip(outcomes) {
                     let m = match outcome {
                         ReceiptOutcome::Matched(m) => m,
                         ReceiptOutcome::Unmatched { .. } => {
-                            *tally
-                                .correlated
-                                .entry((carrier.clone(), "unmatched"))
-                                .or_default() += 1;
+                            *tally.correlated.entry((carrier, "unmatched")).or_default() += 1;
                             continue;
                         }
                     };
-                    *tally
-                        .correlated
-                        .entry((carrier.clone(), "matched"))
-                        .or_default() += 1;
+                    *tally.correlated.entry((carrier, "matched")).or_default() += 1;
                     latency
                         .entry(carrier)
                         .or_insert_with(|| {
@@ -341,7 +342,7 @@ impl Inbound {
             &text,
         );
         let carrier = d.carrier.to_string();
-        let raw_id = report.message_id.clone().unwrap_or_default();
+        let raw_id = report.message_id.unwrap_or_default();
         let key = match self.carriers.get(&carrier) {
             Some(c) => c.normalizer.receipt_key(&raw_id),
             None => sms::normalize_message_id(&raw_id, sms::IdFormat::Opaque),
@@ -349,14 +350,13 @@ impl Inbound {
         let stat = report
             .receipt
             .stat
-            .clone()
             .or_else(|| report.state.and_then(stat_for_state));
         NewReceipt {
             carrier,
             carrier_message_id: raw_id,
             key,
             stat,
-            err: report.receipt.err.clone(),
+            err: report.receipt.err,
             raw: text,
         }
     }

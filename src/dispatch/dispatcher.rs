@@ -775,7 +775,7 @@ impl Dispatcher {
         };
         let update = match outcome {
             PartOutcome::Accepted { message_id, .. } => {
-                let raw = message_id.to_string();
+                let raw = message_id.to_string_lossy();
                 Update::PartSubmitted {
                     id: u.id,
                     part,
@@ -879,7 +879,7 @@ impl Dispatcher {
             match part {
                 PartOutcome::Accepted { message_id, .. } => {
                     accepted += 1;
-                    let raw = message_id.to_string();
+                    let raw = message_id.to_string_lossy();
                     updates.push(Update::PartSubmitted {
                         id: message.id,
                         part: index as u16,
@@ -924,17 +924,21 @@ impl Dispatcher {
             });
         }
         let attempts_made = message.attempts + 1;
+        // One reading of the clock for everything recorded.
+        let now = SystemTime::now();
+        let ended_at = Timestamp::from_system_time(now);
+        let at = |delay: Duration| ended_at.saturating_add(delay);
         let decision = carrier.options.retry.after_attempt(
             outcome,
             attempts_made,
-            SystemTime::now(),
+            now,
             system_time(message.expires_at),
             carrier.options.in_doubt,
             self.draw(),
         );
         let (next, webhook_status, reason) = match decision {
             Decision::Submitted => {
-                let waited = now_ts()
+                let waited = ended_at
                     .as_millis()
                     .saturating_sub(message.created_at.as_millis());
                 carrier.accept_to_submit.record(waited as f64 / 1000.0);
@@ -1029,7 +1033,7 @@ impl Dispatcher {
                 outcome: stored,
                 detail,
                 started_at: attempt.started_at,
-                ended_at: now_ts(),
+                ended_at,
             },
             next,
         });

@@ -97,6 +97,12 @@ impl<const MAX: usize> COctetString<MAX> {
         std::str::from_utf8(self.as_bytes()).ok()
     }
 
+    /// The octets as text, invalid UTF-8 replaced (as `Display` writes it), without going
+    /// through a formatter.
+    pub fn to_string_lossy(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+
     /// Octets without the NUL.
     pub fn len(&self) -> usize {
         usize::from(self.len)
