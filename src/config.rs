@@ -155,6 +155,13 @@ pub struct StoreSection {
     /// The store writer's page cache in MiB (a larger one costs every commit a longer scan;
     /// misses are served by the OS's file cache). Default 16.
     pub cache_mib: u32,
+    /// The least milliseconds between two commits while writes keep coming: a longer
+    /// spacing puts more rows in each commit (less store writer time per message) and adds
+    /// up to that much latency under load. 0 to 1000. Default 8.
+    pub commit_spacing_ms: u64,
+    /// A commit starts before its spacing is up once this many writes (API requests, batches
+    /// of receipts or outcomes) wait for it. At least 1. Default 32.
+    pub commit_waiters: usize,
     /// Index messages by destination, for `GET /messages?to=` (about 1 µs of the store
     /// writer's time per message); without the index such a query walks the messages from
     /// the newest, bounded by `since`. Default true.
@@ -169,6 +176,8 @@ impl Default for StoreSection {
             max_backlog: 200_000,
             recent_parts: 500_000,
             cache_mib: 16,
+            commit_spacing_ms: 8,
+            commit_waiters: 32,
             index_destinations: true,
         }
     }
@@ -327,6 +336,12 @@ impl ConfigFile {
         if self.store.cache_mib == 0 {
             return Err(invalid("store.cache_mib", "must be at least 1"));
         }
+        if self.store.commit_spacing_ms > 1000 {
+            return Err(invalid("store.commit_spacing_ms", "0 to 1000"));
+        }
+        if self.store.commit_waiters == 0 {
+            return Err(invalid("store.commit_waiters", "must be at least 1"));
+        }
         // The store claims at most MAX_PAGE messages at once; a larger batch would make every
         // claim fail and nothing would ever be sent.
         if !(1..=crate::store::MAX_PAGE).contains(&self.dispatch.claim_batch) {
@@ -398,6 +413,8 @@ impl ConfigFile {
         store.max_backlog = self.store.max_backlog;
         store.recent_parts = self.store.recent_parts;
         store.cache_mib = self.store.cache_mib;
+        store.commit_spacing = std::time::Duration::from_millis(self.store.commit_spacing_ms);
+        store.commit_waiters = self.store.commit_waiters;
         store.index_destinations = self.store.index_destinations;
         store.retention = std::time::Duration::from_secs(self.store.retention_days.max(1) * 86_400);
         let hook = &self.webhook;
@@ -515,12 +532,28 @@ system_id = "esme"
         assert_eq!(check("").unwrap().store.max_backlog, 200_000);
         let config = check(
             "[store]\nmax_backlog = 0\nsynchronous = \"normal\"\nrecent_parts = 7\ncache_mib = 3\n\
-             index_destinations = false",
+             commit_spacing_ms = 0\ncommit_waiters = 5\nindex_destinations = false",
         )
         .unwrap();
         assert_eq!(config.store.max_backlog, 0);
         assert_eq!(config.store.recent_parts, 7);
         assert_eq!(config.store.cache_mib, 3);
+        assert_eq!(config.store.commit_spacing, std::time::Duration::ZERO);
+        assert_eq!(config.store.commit_waiters, 5);
+        let defaults = check("").unwrap();
+        assert_eq!(
+            defaults.store.commit_spacing,
+            std::time::Duration::from_millis(8)
+        );
+        assert_eq!(defaults.store.commit_waiters, 32);
+        assert_eq!(
+            key_of(check("[store]\ncommit_spacing_ms = 1001")),
+            "store.commit_spacing_ms"
+        );
+        assert_eq!(
+            key_of(check("[store]\ncommit_waiters = 0")),
+            "store.commit_waiters"
+        );
         assert!(!config.store.index_destinations);
         assert!(check("").unwrap().store.index_destinations);
         assert_eq!(key_of(check("[store]\ncache_mib = 0")), "store.cache_mib");

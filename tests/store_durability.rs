@@ -516,6 +516,73 @@ async fn an_invalid_config_is_refused_with_the_field_named() {
     );
 }
 
+/// Accepts `n` single messages at once and returns how long the last answer took.
+async fn accept_together(store: &SqliteStore, n: usize, tag: &str) -> Duration {
+    let started = std::time::Instant::now();
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let store = store.clone();
+        let to = format!("+{tag}{i}");
+        writes.spawn(async move { store.accept(vec![message(&to, 1)]).await });
+    }
+    while let Some(out) = writes.join_next().await {
+        assert!(out.unwrap().unwrap()[0].id().is_some());
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_commits_wait_out_the_spacing_unless_enough_callers_wait() {
+    let spacing = Duration::from_millis(400);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(0));
+    // Few callers: a write right after a commit waits for the rest of the spacing.
+    let config = SqliteConfig {
+        commit_spacing: spacing,
+        commit_waiters: 100,
+        ..SqliteConfig::in_dir(dir.path())
+    };
+    let store = open_with(config.clone(), &clock).await;
+    accept_together(&store, 1, "1").await;
+    let waited = accept_together(&store, 4, "2").await;
+    assert!(waited >= spacing / 2, "committed after {waited:?}");
+    store.close().await.unwrap();
+
+    // As many callers as `commit_waiters`: committed at once.
+    let store = open_with(
+        SqliteConfig {
+            commit_waiters: 4,
+            commit_spacing: Duration::from_secs(1),
+            ..config
+        },
+        &clock,
+    )
+    .await;
+    accept_together(&store, 1, "3").await;
+    let waited = accept_together(&store, 4, "4").await;
+    assert!(
+        waited < Duration::from_millis(900),
+        "committed after {waited:?}"
+    );
+    store.close().await.unwrap();
+
+    let config = SqliteConfig {
+        commit_spacing: Duration::from_millis(1001),
+        ..SqliteConfig::in_dir(dir.path())
+    };
+    let err = SqliteStore::open(config).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "commit_spacing",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_caller_stopped_waiting_is_still_committed() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ use self::inflight::InFlight;
 use self::read::Readers;
 use self::recent::RecentParts;
 use self::shared::Counts;
-use self::writer::{Ctx, Job, Msg, Syncer, Writer};
+use self::writer::{Ctx, Job, Msg, Queued, Syncer, Writer};
 use super::{
     AcceptOutcome, Backlog, Clock, FreshClaims, IdGenerator, ListQuery, MAX_BATCH, MAX_PAGE,
     Message, MessageDetail, MessageId, Mo, NewMessage, NewMo, NewReceipt, Page, PruneReport,
@@ -73,6 +73,18 @@ pub struct SqliteConfig {
     pub max_backlog: u64,
     /// The writer closes a batch once it holds this many rows. Default 10 000.
     pub max_commit_rows: usize,
+    /// The least time between the starts of two commits while writes keep coming. Each
+    /// commit writes every page it dirtied to the WAL whole, and under load consecutive
+    /// commits dirty the same index pages again, so spacing them saves the writer work per
+    /// row at the cost of that much latency under load; a write after a quiet spell is
+    /// committed at once. Zero commits as soon as the previous commit is done. At most 1 s.
+    /// Default 8 ms.
+    pub commit_spacing: Duration,
+    /// A commit starts before its spacing is up once this many writes wait for it (each an
+    /// accept request, a batch of receipts, a batch of attempt outcomes): when that many
+    /// callers wait, the commit is full enough and waiting longer only adds latency. At
+    /// least 1. Default 32.
+    pub commit_waiters: usize,
     /// Read-only connections (reads beyond this wait). Default 4.
     pub readers: usize,
     /// How many of the latest submitted parts the writer holds in memory to match their
@@ -116,6 +128,8 @@ impl SqliteConfig {
             queue_rows: 50_000,
             max_backlog: 200_000,
             max_commit_rows: 10_000,
+            commit_spacing: Duration::from_millis(8),
+            commit_waiters: 32,
             readers: 4,
             recent_parts: 500_000,
             cache_mib: 16,
@@ -149,6 +163,12 @@ impl SqliteConfig {
         if self.max_commit_rows == 0 {
             return invalid("max_commit_rows", "must be at least 1");
         }
+        if self.commit_spacing > Duration::from_secs(1) {
+            return invalid("commit_spacing", "at most 1 s");
+        }
+        if self.commit_waiters == 0 {
+            return invalid("commit_waiters", "must be at least 1");
+        }
         if self.readers == 0 {
             return invalid("readers", "must be at least 1");
         }
@@ -176,6 +196,8 @@ pub struct SqliteStore {
 
 struct Inner {
     tx: mpsc::Sender<Msg>,
+    /// The tasks in `tx` and in the writer's open batch.
+    queued: Arc<Queued>,
     gate: Arc<Semaphore>,
     capacity: usize,
     max_backlog: u64,
@@ -226,7 +248,9 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(config.queue_rows);
         let counts = Arc::new(Counts::new(opened.counts));
         let fresh = Arc::new(Mutex::new(None));
+        let queued = Arc::new(Queued::new(config.commit_waiters));
         let writer = Writer {
+            queued: Arc::clone(&queued),
             fresh: Arc::clone(&fresh),
             conn: opened.conn,
             ids: IdGenerator::new(rng),
@@ -246,10 +270,12 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("smppd-store-writer".into())
             .spawn(move || writer.run(rx))?;
+        queued.set_writer(handle.thread().clone());
         let checkpointer = Checkpointer::start(&config.path, config.synchronous.pragma())?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 tx,
+                queued,
                 gate: Arc::new(Semaphore::new(config.queue_rows)),
                 capacity: config.queue_rows,
                 max_backlog: config.max_backlog,
@@ -347,6 +373,7 @@ impl SqliteStore {
                 mpsc::error::TrySendError::Full(_) => backlogged,
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
             })?;
+        inner.queued.added();
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The thread blocks on the bounded channel for the first task, then takes every task already
 //! queued (up to [`SqliteConfig::max_commit_rows`] rows; under load it gathers until
-//! [`COMMIT_SPACING`] after the previous commit), runs them in order in one transaction,
+//! [`SqliteConfig::commit_spacing`] after the previous commit, or until
+//! [`SqliteConfig::commit_waiters`] tasks wait), runs them in order in one transaction,
 //! commits, and answers each caller: with `synchronous=FULL` through the [`Syncer`], once the
 //! WAL is synced. While it commits, new tasks queue up and make the next batch, so the commit
 //! cost is shared by everyone who arrived during the previous one.
@@ -18,9 +19,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql, params, params_from_iter};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -205,11 +207,44 @@ impl Ctx<'_> {
     }
 }
 
-/// The least time between the starts of two commits while writes keep coming. Each commit
-/// writes every page it dirtied to the WAL whole, and under load consecutive commits dirty
-/// the same index pages again: spacing them lets one commit carry more rows per page written.
-/// A write that arrives after a quiet spell is committed at once.
-const COMMIT_SPACING: Duration = Duration::from_millis(2);
+/// Counts the tasks queued for the writer and not yet committed, so that the one which fills
+/// a commit ([`SqliteConfig::commit_waiters`]) wakes the writer from its spacing.
+pub(super) struct Queued {
+    count: AtomicUsize,
+    full: usize,
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Queued {
+    pub(super) fn new(full: usize) -> Queued {
+        Queued {
+            count: AtomicUsize::new(0),
+            full,
+            writer: OnceLock::new(),
+        }
+    }
+
+    /// Names the thread to wake; until then the writer wakes when its spacing is up.
+    pub(super) fn set_writer(&self, thread: std::thread::Thread) {
+        let _ = self.writer.set(thread);
+    }
+
+    /// A task went into the channel. The count reaches `full` once per fill (the writer
+    /// takes what it commits off), and a wake that finds the writer busy is kept for its
+    /// next wait, so none is lost. (The writer may take a task off before it is added: the
+    /// count wraps for that moment.)
+    pub(super) fn added(&self) {
+        if self.count.fetch_add(1, Ordering::AcqRel).wrapping_add(1) == self.full
+            && let Some(writer) = self.writer.get()
+        {
+            writer.unpark();
+        }
+    }
+
+    fn taken(&self, n: usize) {
+        self.count.fetch_sub(n, Ordering::AcqRel);
+    }
+}
 
 /// The writer thread's state.
 pub(super) struct Writer {
@@ -234,6 +269,7 @@ pub(super) struct Writer {
     /// Where to send the messages claimed as they are accepted (see
     /// [`Store::claim_fresh`](crate::store::Store::claim_fresh)).
     pub(super) fresh: Arc<std::sync::Mutex<Option<FreshClaims>>>,
+    pub(super) queued: Arc<Queued>,
 }
 
 /// Makes commits durable off the writer's thread, so the next transaction runs while the
@@ -332,7 +368,6 @@ impl Writer {
             };
             let mut rows = 0;
             let mut next = Some(first);
-            let mut lingered = false;
             loop {
                 while let Some(msg) = next.take() {
                     match msg {
@@ -350,20 +385,23 @@ impl Writer {
                         next = rx.try_recv().ok();
                     }
                 }
-                // Under load, gather for the rest of the spacing before committing.
-                let since = last_commit.map_or(COMMIT_SPACING, |t| t.elapsed());
-                if lingered
-                    || stopping
+                // Under load, gather for the rest of the spacing before committing, unless
+                // enough callers wait already. A wake before the time (a full commit, or one
+                // kept from before) just looks again.
+                let spacing = self.config.commit_spacing;
+                let since = last_commit.map_or(spacing, |t| t.elapsed());
+                if stopping
                     || rows >= self.config.max_commit_rows
-                    || since >= COMMIT_SPACING
+                    || batch.len() >= self.config.commit_waiters
+                    || since >= spacing
                 {
                     break;
                 }
-                std::thread::sleep(COMMIT_SPACING - since);
-                lingered = true;
+                std::thread::park_timeout(spacing - since);
                 next = rx.try_recv().ok();
             }
             if !batch.is_empty() {
+                self.queued.taken(batch.len());
                 last_commit = Some(Instant::now());
                 self.commit(&mut batch);
             }
