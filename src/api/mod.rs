@@ -6,6 +6,7 @@
 //! - [`views`]: stored records as JSON, RFC 3339 times.
 
 pub mod error;
+pub mod request;
 pub mod server;
 pub mod validate;
 pub mod views;

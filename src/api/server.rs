@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::error::ApiError;
+use super::request::{Batch, Body};
 use super::validate::{self, Limits, ValidMessage};
 use super::views;
 use crate::store::{
@@ -218,7 +219,7 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
@@ -345,7 +346,8 @@ async fn submit(
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
     let body = read_body(body)?;
-    let valid = validate::message(&parse_json(&body)?, &state.limits)?;
+    let request: Body<'_> = parse_json(&body)?;
+    let valid = validate::message(&request, &state.limits)?;
     let message = new_message(valid, &producer);
     let priced = (message.parts, message.encoding);
     let outcomes = state
@@ -370,8 +372,9 @@ async fn submit_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let producer = authorize(&state, &headers, Scope::Send)?;
-    let value = parse_json(&read_body(body)?)?;
-    let Some(items) = value.get("messages").and_then(Value::as_array) else {
+    let body = read_body(body)?;
+    let batch: Batch<'_> = parse_json(&body)?;
+    let Some(items) = batch.messages else {
         return Err(ApiError::bad_request(
             "invalid_request",
             "messages",
@@ -564,7 +567,7 @@ async fn feedback(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Send)?;
     let id = message_id(&id)?;
-    let value = parse_json(&read_body(body)?)?;
+    let value: Value = parse_json(&read_body(body)?)?;
     match value.get("status").and_then(Value::as_str) {
         Some("delivered") => {}
         _ => {
@@ -621,7 +624,7 @@ async fn put_suppression(
     let reason = if body.is_empty() {
         "added through the API".to_owned()
     } else {
-        match parse_json(&body)?.get("reason") {
+        match parse_json::<Value>(&body)?.get("reason") {
             Some(Value::String(r)) if r.len() <= 256 => r.clone(),
             None => "added through the API".to_owned(),
             Some(_) => {

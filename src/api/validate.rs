@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::request::{Body, FIELDS, Field};
 use crate::pdu::{Npi, Ton};
 use crate::sms::{self, CarrierTextOptions, Plan};
 
@@ -72,34 +73,20 @@ pub struct ValidMessage {
     pub plan: Plan,
 }
 
-const FIELDS: [&str; 9] = [
-    "to",
-    "from",
-    "body",
-    "id",
-    "ttl",
-    "priority",
-    "callback_url",
-    "carrier",
-    "tags",
-];
-
-fn string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::invalid_type(field, "a string")),
+fn string<'r>(value: &'r Field<'_>, field: &str) -> Result<Option<&'r str>, ApiError> {
+    match value {
+        Field::Null => Ok(None),
+        Field::Str(s) => Ok(Some(s)),
+        _ => Err(ApiError::invalid_type(field, "a string")),
     }
 }
 
-fn number(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, ApiError> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid_type(field, "a whole number, 0 or more")),
-        Some(_) => Err(ApiError::invalid_type(field, "a number")),
+fn number(value: &Field<'_>, field: &str) -> Result<Option<u64>, ApiError> {
+    match value {
+        Field::Null => Ok(None),
+        Field::Whole(n) => Ok(Some(*n)),
+        Field::OtherNumber => Err(ApiError::invalid_type(field, "a whole number, 0 or more")),
+        _ => Err(ApiError::invalid_type(field, "a number")),
     }
 }
 
@@ -165,16 +152,16 @@ pub fn sender(from: &str) -> Result<Sender, ApiError> {
     ))
 }
 
-/// Checks one message request (a JSON value already parsed).
-pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError> {
-    let Value::Object(object) = value else {
+/// Checks one message request (its body as read).
+pub fn message(body: &Body<'_>, limits: &Limits) -> Result<ValidMessage, ApiError> {
+    let Body::Object(object) = body else {
         return Err(ApiError::bad_request(
             "invalid_request",
             "",
             "expected a JSON object",
         ));
     };
-    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = &object.unknown {
         return Err(ApiError::bad_request(
             "unknown_field",
             unknown,
@@ -184,10 +171,10 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
             ),
         ));
     }
-    let to = string(object, "to")?.ok_or_else(|| ApiError::missing("to"))?;
+    let to = string(&object.to, "to")?.ok_or_else(|| ApiError::missing("to"))?;
     let to = destination(to)?;
-    let from = sender(string(object, "from")?.ok_or_else(|| ApiError::missing("from"))?)?;
-    let body = string(object, "body")?.ok_or_else(|| ApiError::missing("body"))?;
+    let from = sender(string(&object.from, "from")?.ok_or_else(|| ApiError::missing("from"))?)?;
+    let body = string(&object.body, "body")?.ok_or_else(|| ApiError::missing("body"))?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",
@@ -203,7 +190,7 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
         ),
         other => ApiError::bad_request("invalid_body", "body", other.to_string()),
     })?;
-    let id = match string(object, "id")? {
+    let id = match string(&object.id, "id")? {
         Some(id) if (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic()) => {
             Some(id.to_owned())
         }
@@ -216,7 +203,7 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
         }
         None => None,
     };
-    let ttl_secs = number(object, "ttl")?.unwrap_or(limits.default_ttl_secs);
+    let ttl_secs = number(&object.ttl, "ttl")?.unwrap_or(limits.default_ttl_secs);
     if ttl_secs == 0 || ttl_secs > limits.max_ttl_secs {
         return Err(ApiError::bad_request(
             "invalid_ttl",
@@ -224,7 +211,8 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
             format!("ttl is seconds, from 1 to {}", limits.max_ttl_secs),
         ));
     }
-    let priority = number(object, "priority")?.unwrap_or(u64::from(limits.default_priority));
+    let priority =
+        number(&object.priority, "priority")?.unwrap_or(u64::from(limits.default_priority));
     if priority > 3 {
         return Err(ApiError::bad_request(
             "invalid_priority",
@@ -232,7 +220,7 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
             "priority is 0 (bulk) to 3 (most urgent)",
         ));
     }
-    let callback_url = match string(object, "callback_url")? {
+    let callback_url = match string(&object.callback_url, "callback_url")? {
         Some(url)
             if url.len() <= 2048
                 && (url.starts_with("http://") || url.starts_with("https://"))
@@ -249,7 +237,7 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
         }
         None => None,
     };
-    let carrier = match string(object, "carrier")? {
+    let carrier = match string(&object.carrier, "carrier")? {
         Some(name) if limits.carriers.iter().any(|c| c == name) => Some(name.to_owned()),
         Some(name) => {
             return Err(ApiError::bad_request(
@@ -260,7 +248,7 @@ pub fn message(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError>
         }
         None => None,
     };
-    let tags = match object.get("tags") {
+    let tags = match &object.tags {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(tags))
             if tags.len() <= 16
@@ -298,14 +286,20 @@ mod tests {
 
     use super::*;
 
+    /// Checks a request given as a JSON value, read as the server reads its body.
+    fn check(value: &Value, limits: &Limits) -> Result<ValidMessage, ApiError> {
+        let text = value.to_string();
+        message(&serde_json::from_str(&text).unwrap(), limits)
+    }
+
     fn code(value: Value) -> (String, Option<String>) {
-        let e = message(&value, &Limits::default()).unwrap_err();
+        let e = check(&value, &Limits::default()).unwrap_err();
         (e.code.to_owned(), e.field)
     }
 
     #[test]
     fn accepts_a_plain_message_and_prices_it() {
-        let m = message(
+        let m = check(
             &json!({"to": "+447700900123", "from": "MyBrand", "body": "Your code is 123456"}),
             &Limits::default(),
         )
@@ -375,6 +369,6 @@ mod tests {
     #[test]
     fn the_longest_gsm_body_that_fits_ten_parts_is_accepted() {
         let ok = json!({"to": "+447700900123", "from": "Acme", "body": "x".repeat(1530)});
-        assert_eq!(message(&ok, &Limits::default()).unwrap().plan.parts, 10);
+        assert_eq!(check(&ok, &Limits::default()).unwrap().plan.parts, 10);
     }
 }
