@@ -378,6 +378,10 @@ impl<'de> Deserialize<'de> for Batch<'de> {
 mod tests {
     use super::*;
 
+    fn deep_array(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
     #[test]
     fn strings_without_escapes_are_borrowed_and_others_unescaped() {
         let text = r#"{"to": "+447700900123", "body": "line\nbreak", "ttl": 60, "priority": -1}"#;
@@ -416,6 +420,35 @@ mod tests {
                 "{not_object}"
             );
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_skipped_or_refused_without_overflowing_the_stack() {
+        let deep = deep_array(100_000);
+        let to = format!(r#"{{"to": {deep}}}"#);
+        let Ok(Body::Object(r)) = serde_json::from_str(&to) else {
+            panic!("read through");
+        };
+        assert_eq!(r.to, Field::Other);
+        let unknown = format!(r#"{{"zz": {deep}}}"#);
+        let Ok(Body::Object(r)) = serde_json::from_str(&unknown) else {
+            panic!("read through");
+        };
+        assert_eq!(r.unknown.as_deref(), Some("zz"));
+        let tags = format!(r#"{{"tags": {deep}}}"#);
+        let err = serde_json::from_str::<Body<'_>>(&tags).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        assert_eq!(
+            serde_json::from_str::<Body<'_>>(&deep).unwrap(),
+            Body::NotObject
+        );
+
+        let batch = format!(r#"{{"x": {deep}, "messages": [{{"body": {deep}}}]}}"#);
+        let b: Batch<'_> = serde_json::from_str(&batch).unwrap();
+        let Some([Body::Object(r)]) = b.messages.as_deref() else {
+            panic!("one item");
+        };
+        assert_eq!(r.body, Field::Other);
     }
 
     #[test]
