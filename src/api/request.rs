@@ -11,6 +11,36 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+/// The visits of a JSON scalar (null, a boolean, a number, a string) for a visitor that wants
+/// something else and answers `$value` for any of them.
+macro_rules! not_this_shape {
+    ($ty:ty, $value:expr) => {
+        fn visit_unit<E>(self) -> Result<$ty, E> {
+            Ok($value)
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<$ty, E> {
+            Ok($value)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<$ty, E> {
+            Ok($value)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<$ty, E> {
+            Ok($value)
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<$ty, E> {
+            Ok($value)
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<$ty, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// One field's value, as sent.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Field<'a> {
@@ -222,29 +252,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
         Ok(Body::NotObject)
     }
 
-    fn visit_unit<E>(self) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Body<'de>, E> {
-        Ok(Body::NotObject)
-    }
+    not_this_shape!(Body<'de>, Body::NotObject);
 }
 
 impl<'de> Deserialize<'de> for Body<'de> {
@@ -288,29 +296,7 @@ impl<'de> Deserialize<'de> for Items<'de> {
                 Ok(Items(None))
             }
 
-            fn visit_unit<E>(self) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
-
-            fn visit_bool<E>(self, _: bool) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
-
-            fn visit_u64<E>(self, _: u64) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
-
-            fn visit_i64<E>(self, _: i64) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
-
-            fn visit_f64<E>(self, _: f64) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
-
-            fn visit_str<E>(self, _: &str) -> Result<Items<'de>, E> {
-                Ok(Items(None))
-            }
+            not_this_shape!(Items<'de>, Items(None));
         }
 
         deserializer.deserialize_any(ItemsVisitor)
@@ -345,29 +331,7 @@ impl<'de> Deserialize<'de> for Batch<'de> {
                 Ok(Batch::default())
             }
 
-            fn visit_unit<E>(self) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
-
-            fn visit_bool<E>(self, _: bool) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
-
-            fn visit_u64<E>(self, _: u64) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
-
-            fn visit_i64<E>(self, _: i64) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
-
-            fn visit_f64<E>(self, _: f64) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
-
-            fn visit_str<E>(self, _: &str) -> Result<Batch<'de>, E> {
-                Ok(Batch::default())
-            }
+            not_this_shape!(Batch<'de>, Batch::default());
         }
 
         deserializer.deserialize_any(BatchVisitor)
